@@ -1,0 +1,1 @@
+"""The ``sessionforce`` command line (Typer + Rich)."""
