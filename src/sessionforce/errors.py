@@ -22,7 +22,12 @@ The tree splits on the question a caller asks first: *did the server answer?*
     │   ├── ConnectionFailed     the request provably never reached the server
     │   └── DeliveryUnknown      the request may have reached the agent; it was not resent
     │       └── StreamInterrupted  the turn was delivered, the streamed reply broke off
-    └── ConversationError        lifecycle-level failures (see sessionforce.conversation)
+    └── ConversationError        lifecycle-level failures
+        ├── ConversationBusy     waited too long for the conversation's turn lock
+        ├── ConversationEnded    the agent ended the session and the policy forbids a new one
+        ├── StaleRecord          a compare-and-save lost: someone else saved the record first
+        ├── LeaseLost            the turn lock expired or was taken over (fencing token is stale)
+        └── StoreUnavailable     the session store cannot be reached; nothing was sent
 
 Every error carries ``status``, ``request_id`` and the raw ``body`` where the server gave them.
 Messages say what happened and what to do; they never contain tokens or secrets.
@@ -40,9 +45,12 @@ __all__ = [
     "ClientClosed",
     "ConfigError",
     "ConnectionFailed",
+    "ConversationBusy",
+    "ConversationEnded",
     "ConversationError",
     "DeliveryUnknown",
     "InvalidArgument",
+    "LeaseLost",
     "NotFound",
     "PermissionDenied",
     "ProtocolError",
@@ -51,6 +59,8 @@ __all__ = [
     "SessionLocked",
     "SessionNotFound",
     "SessionforceError",
+    "StaleRecord",
+    "StoreUnavailable",
     "StreamInterrupted",
     "TransportError",
     "error_from_status",
@@ -190,6 +200,26 @@ class StreamInterrupted(DeliveryUnknown):
 
 class ConversationError(SessionforceError):
     """Base of the lifecycle-level failures raised by conversations and stores."""
+
+
+class ConversationBusy(ConversationError):
+    """Waited longer than the configured bound for the conversation's one-turn-at-a-time lock."""
+
+
+class ConversationEnded(ConversationError):
+    """The agent ended the session, and the conversation's policy forbids starting a new one."""
+
+
+class StaleRecord(ConversationError):
+    """A compare-and-save found a newer version of the record: another writer saved it first."""
+
+
+class LeaseLost(ConversationError):
+    """This worker's lease on the conversation expired or was taken over; its write was refused."""
+
+
+class StoreUnavailable(ConversationError):
+    """The session store cannot be reached. Nothing was sent to the agent and nothing was lost."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -1,0 +1,76 @@
+"""Session stores: where conversation records, transcripts and turn leases live.
+
+Choose one by URL (``store=`` or ``SESSIONFORCE_STORE``): ``memory://``, ``sqlite:///path/to/file.db``
+(the default, a file under the user's data directory), or ``redis://host:port/db``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from sessionforce.errors import ConfigError
+from sessionforce.store.base import (
+    ConversationRecord,
+    ConversationStatus,
+    Lease,
+    PendingTurn,
+    SessionInfo,
+    SessionState,
+    Store,
+    TranscriptEntry,
+)
+from sessionforce.store.memory import MemoryStore
+
+__all__ = [
+    "ConversationRecord",
+    "ConversationStatus",
+    "Lease",
+    "MemoryStore",
+    "PendingTurn",
+    "SessionInfo",
+    "SessionState",
+    "Store",
+    "TranscriptEntry",
+    "default_sqlite_path",
+    "open_store",
+]
+
+STORE_ENV = "SESSIONFORCE_STORE"
+
+
+def default_sqlite_path() -> Path:
+    """Where the default SQLite store lives: ``sessions.db`` in the user's data directory."""
+    return Path(platformdirs.user_data_dir("sessionforce", appauthor=False)) / "sessions.db"
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store a URL names; ``None`` reads ``SESSIONFORCE_STORE``, else the default SQLite file."""
+    url = url or os.environ.get(STORE_ENV) or f"sqlite:///{default_sqlite_path()}"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(
+            f"Store URL {url!r} ({STORE_ENV}) has no scheme. What to do: use memory://, "
+            "sqlite:///path/to/file.db or redis://host:6379/0."
+        )
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme == "sqlite":
+        from sessionforce.store.sqlite import SQLiteStore
+
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(
+                f"Store URL {url!r} ({STORE_ENV}) needs a file path: sqlite:///absolute/path.db "
+                "(three slashes, then the path)."
+            )
+        return SQLiteStore(rest[1:] if rest.startswith("//") else rest)
+    if scheme in ("redis", "rediss", "unix"):
+        from sessionforce.store.redis import RedisStore
+
+        return RedisStore.from_url(url)
+    raise ConfigError(
+        f"Store URL {url!r} ({STORE_ENV}) has an unknown scheme {scheme!r}. What to do: use memory://, "
+        "sqlite:///path/to/file.db or redis://host:6379/0."
+    )

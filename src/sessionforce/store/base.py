@@ -1,0 +1,208 @@
+"""The session store protocol and the records it keeps.
+
+A store keeps one :class:`ConversationRecord` per conversation (compare-and-save by ``version``), an
+append-only transcript per conversation, and a lease per conversation that makes turns one at a time
+across processes and machines. Leases carry a fencing token: every write made under a lease names its
+fence, and the store refuses it once a newer lease exists, so a worker that stalled past its lease can
+never overwrite the work of the worker that took over.
+
+Times are wall-clock seconds (``time.time()``), since several processes and machines must agree on them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sessionforce._version import __version__
+
+__all__ = [
+    "ConversationRecord",
+    "ConversationStatus",
+    "Lease",
+    "PendingTurn",
+    "SessionInfo",
+    "SessionState",
+    "Store",
+    "TranscriptEntry",
+]
+
+
+class SessionState(enum.StrEnum):
+    """The state of one server session, as this conversation knows it."""
+
+    ACTIVE = "active"
+    ENDED = "ended"
+    EXPIRED = "expired"
+
+
+class ConversationStatus(enum.StrEnum):
+    """Whether a conversation currently holds a live server session."""
+
+    ACTIVE = "active"
+    """A server session is open (as far as we know)."""
+    IDLE = "idle"
+    """No live session: the next turn starts one."""
+
+
+class SessionInfo(BaseModel):
+    """One server session a conversation has had."""
+
+    session_id: str
+    external_session_key: str
+    started_at: float
+    state: SessionState = SessionState.ACTIVE
+    ended_at: float | None = None
+    end_reason: str | None = None
+    """Why it ended: an end reason we sent, or the agent's ``SessionEnded`` reason, or ``Expired``."""
+
+
+class PendingTurn(BaseModel):
+    """A user turn written to the store before it is sent, cleared when its answer is saved.
+
+    Found set by a later process, it means the sender died mid-turn: delivery is unknown.
+    """
+
+    sequence_id: int
+    session_id: str
+    text: str
+    message_type: str = "Text"
+    in_reply_to: str | None = None
+    started_at: float
+    owner: str
+    """Who sent it (host:pid:task), for the report."""
+
+
+class ConversationRecord(BaseModel):
+    """Everything needed to carry a conversation on from any process: its keys, sessions and counters."""
+
+    model_config = ConfigDict(validate_assignment=False)
+
+    conversation_id: str
+    agent_id: str
+    external_session_key: str
+    """Generated when the conversation is opened; sent with each session it starts (the log handle)."""
+    status: ConversationStatus = ConversationStatus.IDLE
+    session_id: str | None = None
+    """The live server session, when ``status`` is active."""
+    sessions: list[SessionInfo] = Field(default_factory=list)
+    last_sequence_id: int = 0
+    """The last sequenceId allocated; the next turn uses one more. Never reused, never reset."""
+    pending: PendingTurn | None = None
+    created_at: float
+    last_activity_at: float
+    """When the last turn (or session start) finished: the idle policy and the reaper read it."""
+    turns: int = 0
+    agent_ended: bool = False
+    """The agent ended the last session itself (``SessionEnded``)."""
+    escalated: bool = False
+    """The agent handed the conversation to a human in the last session."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    version: int = 0
+    """Compare-and-save counter: 0 for a record not yet stored; the store bumps it on each save."""
+
+    def current_session(self) -> SessionInfo | None:
+        """The :class:`SessionInfo` of the live session, if any."""
+        if self.session_id is None:
+            return None
+        for info in reversed(self.sessions):
+            if info.session_id == self.session_id:
+                return info
+        return None
+
+
+class TranscriptEntry(BaseModel):
+    """One line of a conversation's transcript (exported as JSON Lines). Never holds secrets."""
+
+    kind: str
+    """``turn``, ``session_started``, ``session_ended``, ``resumed``, ``delivery_unknown`` or ``error``."""
+    at: float
+    session_id: str | None = None
+    sequence_id: int | None = None
+    text: str | None = None
+    """The user's text, for turns."""
+    message_type: str | None = None
+    reply: list[dict[str, Any]] | None = None
+    """The agent's messages as they came on the wire."""
+    duration_ms: float | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    client_version: str = __version__
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to run one turn on a conversation, until ``expires_at`` unless renewed.
+
+    ``fence`` grows with every new lease on the conversation; stores refuse writes with an older one.
+    """
+
+    conversation_id: str
+    owner: str
+    fence: int
+    expires_at: float
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where conversation state lives. Implementations: memory, sqlite, redis.
+
+    Every method may raise :class:`~sessionforce.errors.StoreUnavailable` when the backend is down.
+    """
+
+    async def load(self, conversation_id: str) -> ConversationRecord | None:
+        """The stored record, or ``None``."""
+        ...
+
+    async def save(self, record: ConversationRecord, *, fence: int | None = None) -> ConversationRecord:
+        """Compare-and-save: store ``record`` if the stored version equals ``record.version`` (0: must
+        not exist yet), and return it with ``version + 1``.
+
+        Raises :class:`~sessionforce.errors.StaleRecord` on a version mismatch and
+        :class:`~sessionforce.errors.LeaseLost` when ``fence`` is given and is not the current lease's.
+        """
+        ...
+
+    async def append_transcript(
+        self, conversation_id: str, entry: TranscriptEntry, *, fence: int | None = None
+    ) -> None:
+        """Append one transcript entry (fenced like :meth:`save`)."""
+        ...
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        """The whole transcript, oldest first."""
+        ...
+
+    async def list_conversations(
+        self,
+        *,
+        status: ConversationStatus | None = None,
+        idle_for: float | None = None,
+        now: float | None = None,
+        limit: int = 1000,
+    ) -> list[ConversationRecord]:
+        """Records filtered by status and by ``last_activity_at <= now - idle_for``, oldest activity first."""
+        ...
+
+    async def delete(self, conversation_id: str) -> None:
+        """Forget the record, its transcript and its lease."""
+        ...
+
+    async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
+        """Take the conversation's lease, waiting up to ``wait`` seconds for the holder to release it or
+        for its lease to expire. Raises :class:`~sessionforce.errors.ConversationBusy` after ``wait``."""
+        ...
+
+    async def renew(self, lease: Lease, *, ttl: float) -> Lease:
+        """Extend a held lease; raises :class:`~sessionforce.errors.LeaseLost` if it is no longer held."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up (a no-op when it was already lost)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close connections."""
+        ...
