@@ -1,0 +1,431 @@
+"""`SQLiteStore`: conversation state in one SQLite file, shared safely by several processes on a machine.
+
+The default store. The file runs in WAL mode (readers never wait for the writer) with
+``synchronous=NORMAL``: a commit survives the process being killed, the last commits may be lost on a
+power cut (pass ``synchronous="FULL"`` to fsync every commit instead).
+
+Why the calls run on the event loop, not in a worker thread: each call is one short transaction (tens of
+microseconds, no fsync), and a thread hop costs more CPU than the call itself. What could freeze the loop
+is waiting for another process's write lock, so SQLite's own busy handler is off (``busy_timeout=0``):
+a locked database answers ``SQLITE_BUSY`` at once, and we retry with an ``asyncio.sleep`` backoff until
+``busy_timeout`` seconds have passed, then raise :class:`~sessionforce.errors.StoreUnavailable`.
+Writes use ``BEGIN IMMEDIATE`` (take the write lock first) so a transaction never fails half-way on a
+lock upgrade; single-statement writes are atomic on their own.
+
+Schema (``PRAGMA user_version`` = 1)::
+
+    conversations(conversation_id PK, version, status, last_activity_at, data JSON)
+        indexes (status, last_activity_at) and (last_activity_at): list_conversations never scans
+    transcript(id INTEGER PK, conversation_id, entry JSON)   index (conversation_id, id)
+    leases(conversation_id PK, fence, owner, expires_at)
+        one row per conversation ever leased; ``fence`` only grows (release and delete keep the row
+        and set ``expires_at`` to 0), so a write fenced by an old lease is refused forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sessionforce.errors import ConversationBusy, InvalidArgument, LeaseLost, StaleRecord, StoreUnavailable
+from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    conversation_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    last_activity_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_status_activity ON conversations (status, last_activity_at);
+CREATE INDEX IF NOT EXISTS conversations_activity ON conversations (last_activity_at);
+CREATE TABLE IF NOT EXISTS transcript (
+    id INTEGER PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transcript_conversation ON transcript (conversation_id, id);
+CREATE TABLE IF NOT EXISTS leases (
+    conversation_id TEXT PRIMARY KEY,
+    fence INTEGER NOT NULL,
+    owner TEXT,
+    expires_at REAL NOT NULL
+);
+"""
+
+# A lease is live when its row has this fence and has not expired; shared by every fenced write.
+_FENCE_OK = "EXISTS (SELECT 1 FROM leases WHERE conversation_id = ? AND fence = ? AND expires_at > ?)"
+
+# One static statement per filter combination (nothing user-given is formatted into SQL).
+_LIST_SQL = {
+    (False, False): "SELECT data FROM conversations ORDER BY last_activity_at LIMIT ?",
+    (True, False): "SELECT data FROM conversations WHERE status = ? ORDER BY last_activity_at LIMIT ?",
+    (False, True): "SELECT data FROM conversations WHERE last_activity_at <= ? ORDER BY last_activity_at LIMIT ?",
+    (True, True): "SELECT data FROM conversations WHERE status = ? AND last_activity_at <= ? "
+    "ORDER BY last_activity_at LIMIT ?",
+}
+
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _BUSY_CODES
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _lease_lost(conversation_id: str, fence: int) -> LeaseLost:
+    return LeaseLost(
+        f"The lease on conversation {conversation_id!r} was lost (fence {fence}); the write was refused. "
+        "What to do: nothing was overwritten; retry the turn, it will see the newer state."
+    )
+
+
+class _Busy(Exception):
+    """Raised inside a transaction when the lease is held by someone else (carries who and until when)."""
+
+    def __init__(self, owner: str, expires_at: float) -> None:
+        self.owner = owner
+        self.expires_at = expires_at
+
+
+class SQLiteStore:
+    """A :class:`~sessionforce.store.base.Store` in one SQLite file, safe for several processes at once.
+
+    ``busy_timeout`` is how long (seconds) one call keeps retrying a database locked by another process
+    before raising :class:`~sessionforce.errors.StoreUnavailable`; it never blocks the event loop.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 10.0,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise InvalidArgument(f"synchronous={synchronous!r}: use 'NORMAL' (the default) or 'FULL'.")
+        self.path = Path(path).expanduser()
+        self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        # Guards the connection when the store is shared by event loops in several threads; on one loop
+        # it is never contended (each call's transaction runs without an await inside).
+        self._mutex = threading.Lock()
+        self._released: dict[str, asyncio.Event] = {}
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException, doing: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"The SQLite store {str(self.path)!r} cannot be used while {doing} ({exc}); nothing was sent "
+            "to the agent. What to do: check that the directory exists and is writable, that the file is a "
+            "sessionforce database on a local disk (not a network share), and that no process holds it "
+            "locked; or choose another file with SESSIONFORCE_STORE=sqlite:///path/to/file.db."
+        )
+
+    def _open_sync(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unavailable(exc, "creating its directory") from exc
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout=0: never sleep inside SQLite.
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
+        try:
+            self._init_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"the file cannot be switched to WAL mode (it is in {mode!r} mode)")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"The SQLite store {str(self.path)!r} has schema version {version}, newer than this sessionforce "
+                f"knows ({SCHEMA_VERSION}). What to do: upgrade sessionforce, or use another file."
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have created the schema meanwhile.
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                # Not executescript(): it would COMMIT first and drop our write lock.
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` (one transaction), retrying it asynchronously while the file is locked."""
+        deadline: float | None = None
+        delay = 0.0005
+        while True:
+            try:
+                with self._mutex:
+                    conn = self._conn
+                    if conn is None:
+                        conn = self._conn = self._open_sync()
+                    return fn(conn, *args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise self._unavailable(exc, "running a query") from exc
+                loop_now = asyncio.get_running_loop().time()
+                if deadline is None:
+                    deadline = loop_now + self._busy_timeout
+                elif loop_now >= deadline:
+                    raise self._unavailable(exc, f"waiting {self._busy_timeout:g}s for another process's lock") from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._unavailable(exc, "reading it") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    # -- the Store protocol ---------------------------------------------------------------------------
+
+    async def load(self, conversation_id: str) -> ConversationRecord | None:
+        """The stored record, or ``None``."""
+        row = await self._run(
+            _fetch_one, "SELECT data FROM conversations WHERE conversation_id = ?", (conversation_id,)
+        )
+        return None if row is None else ConversationRecord.model_validate_json(row[0])
+
+    async def save(self, record: ConversationRecord, *, fence: int | None = None) -> ConversationRecord:
+        """Compare-and-save by version, fence and version checked in one transaction; see ``Store``."""
+        saved = record.model_copy(update={"version": record.version + 1})
+        await self._run(
+            _save_tx,
+            record.conversation_id,
+            record.version,
+            fence,
+            self._clock(),
+            str(saved.status),
+            saved.last_activity_at,
+            saved.model_dump_json(),
+        )
+        return saved
+
+    async def append_transcript(
+        self, conversation_id: str, entry: TranscriptEntry, *, fence: int | None = None
+    ) -> None:
+        """Append one transcript entry (refused with ``LeaseLost`` when ``fence`` is not the live lease's)."""
+        if fence is None:
+            sql = "INSERT INTO transcript (conversation_id, entry) VALUES (?, ?)"
+            args: tuple[Any, ...] = (conversation_id, entry.model_dump_json())
+        else:
+            # One statement, so the fence check and the insert are one atomic step.
+            sql = f"INSERT INTO transcript (conversation_id, entry) SELECT ?, ? WHERE {_FENCE_OK}"
+            args = (conversation_id, entry.model_dump_json(), conversation_id, fence, self._clock())
+        if await self._run(_write, sql, args) != 1:
+            raise _lease_lost(conversation_id, fence or 0)
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        """The whole transcript, oldest first."""
+        rows = await self._run(
+            _fetch_all, "SELECT entry FROM transcript WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        return [TranscriptEntry.model_validate_json(entry) for (entry,) in rows]
+
+    async def list_conversations(
+        self,
+        *,
+        status: ConversationStatus | None = None,
+        idle_for: float | None = None,
+        now: float | None = None,
+        limit: int = 1000,
+    ) -> list[ConversationRecord]:
+        """Records filtered by status and idle time, oldest activity first (served by an index)."""
+        if limit <= 0:
+            return []
+        args: list[Any] = []
+        if status is not None:
+            args.append(str(status))
+        if idle_for is not None:
+            args.append((now if now is not None else self._clock()) - idle_for)
+        args.append(limit)
+        sql = _LIST_SQL[(status is not None, idle_for is not None)]
+        rows = await self._run(_fetch_all, sql, tuple(args))
+        return [ConversationRecord.model_validate_json(data) for (data,) in rows]
+
+    async def delete(self, conversation_id: str) -> None:
+        """Forget the record, its transcript and its lease (the fence counter stays, so old fences stay dead)."""
+        await self._run(_delete_tx, conversation_id)
+        self._wake(conversation_id)
+
+    async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
+        """Take the lease, polling (2 ms growing to 50 ms) for up to ``wait`` seconds while another holds it.
+
+        A release by this same store object wakes its waiters at once; other processes are seen by polling.
+        """
+        if not ttl > 0:
+            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(wait, 0.0)
+        delay = 0.002
+        while True:
+            now = self._clock()
+            got = await self._run(_acquire_tx, conversation_id, owner, now, now + ttl)
+            if isinstance(got, Lease):
+                return got
+            holder, expires_at = got
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ConversationBusy(
+                    f"Conversation {conversation_id!r} stayed busy for {wait:.1f}s (a turn by {holder} holds it "
+                    f"in {str(self.path)!r}). What to do: retry later, or raise the wait bound (lock_wait)."
+                )
+            event = self._released.setdefault(conversation_id, asyncio.Event())
+            try:
+                async with asyncio.timeout(min(delay, remaining, max(expires_at - now, 0.001))):
+                    await event.wait()
+            except TimeoutError:
+                pass
+            delay = min(delay * 1.5, 0.05)
+
+    async def renew(self, lease: Lease, *, ttl: float) -> Lease:
+        """Extend a held lease; ``LeaseLost`` if it expired or was taken over."""
+        now = self._clock()
+        sql = "UPDATE leases SET expires_at = ? WHERE conversation_id = ? AND fence = ? AND expires_at > ?"
+        if await self._run(_write, sql, (now + ttl, lease.conversation_id, lease.fence, now)) != 1:
+            raise _lease_lost(lease.conversation_id, lease.fence)
+        return Lease(lease.conversation_id, lease.owner, lease.fence, now + ttl)
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up; a no-op when a newer lease replaced it."""
+        sql = "UPDATE leases SET owner = NULL, expires_at = 0 WHERE conversation_id = ? AND fence = ?"
+        if await self._run(_write, sql, (lease.conversation_id, lease.fence)):
+            self._wake(lease.conversation_id)
+
+    async def aclose(self) -> None:
+        """Close the file (a later call opens it again)."""
+        with self._mutex:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _wake(self, conversation_id: str) -> None:
+        event = self._released.pop(conversation_id, None)
+        if event is not None:
+            event.set()
+
+
+# -- transactions (run synchronously on the connection by SQLiteStore._run) ---------------------------
+
+
+def _fetch_one(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> Any:
+    return conn.execute(sql, args).fetchone()
+
+
+def _fetch_all(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(sql, args).fetchall()
+
+
+def _write(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+    return conn.execute(sql, args).rowcount
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _save_tx(
+    conn: sqlite3.Connection,
+    conversation_id: str,
+    expected: int,
+    fence: int | None,
+    now: float,
+    status: str,
+    last_activity_at: float,
+    data: str,
+) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if fence is not None and conn.execute(f"SELECT {_FENCE_OK}", (conversation_id, fence, now)).fetchone()[0] != 1:
+            raise _lease_lost(conversation_id, fence)
+        if expected == 0:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO conversations (conversation_id, version, status, last_activity_at, data) "
+                "VALUES (?, 1, ?, ?, ?)",
+                (conversation_id, status, last_activity_at, data),
+            )
+        else:
+            cur = conn.execute(
+                "UPDATE conversations SET version = ?, status = ?, last_activity_at = ?, data = ? "
+                "WHERE conversation_id = ? AND version = ?",
+                (expected + 1, status, last_activity_at, data, conversation_id, expected),
+            )
+        if cur.rowcount != 1:
+            row = conn.execute("SELECT version FROM conversations WHERE conversation_id = ?", (conversation_id,))
+            stored = (row.fetchone() or (0,))[0]
+            raise StaleRecord(
+                f"Conversation {conversation_id!r} was saved by someone else (version {stored}, "
+                f"this write expected {expected}). What to do: reload it and apply the change again."
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _acquire_tx(
+    conn: sqlite3.Connection, conversation_id: str, owner: str, now: float, expires_at: float
+) -> Lease | tuple[str, float]:
+    """The new lease, or (holder, its expiry) when it is held. Reads first so polling never takes the lock."""
+    sql = "SELECT fence, owner, expires_at FROM leases WHERE conversation_id = ?"
+    row = conn.execute(sql, (conversation_id,)).fetchone()
+    if row is not None and row[2] > now:
+        return row[1], row[2]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(sql, (conversation_id,)).fetchone()
+        if row is not None and row[2] > now:
+            conn.execute("COMMIT")
+            return row[1], row[2]
+        fence = 1 if row is None else row[0] + 1
+        conn.execute(
+            "INSERT OR REPLACE INTO leases (conversation_id, fence, owner, expires_at) VALUES (?, ?, ?, ?)",
+            (conversation_id, fence, owner, expires_at),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return Lease(conversation_id, owner, fence, expires_at)
+
+
+def _delete_tx(conn: sqlite3.Connection, conversation_id: str) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
+        conn.execute("DELETE FROM transcript WHERE conversation_id = ?", (conversation_id,))
+        conn.execute("UPDATE leases SET owner = NULL, expires_at = 0 WHERE conversation_id = ?", (conversation_id,))
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
