@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from sessionforce._logging import log_context
 from sessionforce._version import __version__
 from sessionforce.auth import AccessToken, TokenProvider
 from sessionforce.errors import (
@@ -230,9 +231,9 @@ class Transport:
         self._max_connections = max_connections
         self._session = session
         self._owns_session = session is None
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
@@ -334,7 +335,7 @@ class Transport:
     # ------------------------------------------------------------------ the loop
 
     async def _run(self, request: _Request) -> RawResponse | aiohttp.ClientResponse:
-        started = self._clock()
+        started = self.clock()
         attempt = 0
         refreshed = False
         while True:
@@ -363,9 +364,9 @@ class Transport:
                     if request.return_errors:
                         return outcome
                     raise error
-            delay = backoff_delay(attempt, self.retry, retry_after, self._rng)
+            delay = backoff_delay(attempt, self.retry, retry_after, self.rng)
             too_long = retry_after is not None and retry_after > self.retry.max_retry_after
-            out_of_time = self._clock() - started + delay > self.retry.total_timeout
+            out_of_time = self.clock() - started + delay > self.retry.total_timeout
             if attempt >= self.retry.max_retries or too_long or out_of_time:
                 if request.return_errors and error_response is not None:
                     return error_response
@@ -374,8 +375,9 @@ class Transport:
             logger.info(
                 "retrying %s %s in %.2fs (attempt %d of %d): %s",
                 request.method, request.path, delay, attempt, self.retry.max_retries, error.message,
+                extra=log_context(),
             )
-            await self._sleep(delay)
+            await self.sleep(delay)
 
     async def _attempt(
         self, request: _Request, token: AccessToken | None
@@ -386,7 +388,7 @@ class Transport:
             headers["Authorization"] = f"Bearer {token.value}"
         http = self._http()
         debug = logger.isEnabledFor(logging.DEBUG)
-        sent_at = self._clock() if debug else 0.0
+        sent_at = self.clock() if debug else 0.0
         response: aiohttp.ClientResponse | None = None
         try:
             response = await http.request(
@@ -420,7 +422,8 @@ class Transport:
         if debug:
             logger.debug(
                 "%s %s -> %d in %.0f ms",
-                request.method, request.path, raw.status, (self._clock() - sent_at) * 1000,
+                request.method, request.path, raw.status, (self.clock() - sent_at) * 1000,
+                extra=log_context(),
             )
         return raw
 

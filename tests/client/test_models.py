@@ -1,0 +1,139 @@
+"""Wire models: tolerant on input (unknown kept), strict on output, and never crash on garbage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessionforce.client import parse_response
+from sessionforce.errors import ProtocolError
+from sessionforce.models import (
+    ConfirmMessage,
+    EscalateMessage,
+    FailureMessage,
+    InformMessage,
+    MessagesResponse,
+    OutgoingMessage,
+    SendMessageRequest,
+    SessionEndedMessage,
+    StartSessionResponse,
+    TokenResponse,
+)
+from sessionforce.reply import Awaiting, Reply
+
+
+def read(body: Any, model: type[MessagesResponse] = MessagesResponse) -> MessagesResponse:
+    return parse_response(model, json.dumps(body).encode(), 200)
+
+
+def test_every_documented_type_gets_its_class_and_unknowns_are_kept() -> None:
+    body = {
+        "messages": [
+            {"type": "Inform", "id": "1", "feedbackId": "f1", "planId": "p", "isContentSafe": True, "message": "Hi",
+             "result": [{"name": "GetOrder", "value": 3}], "citedReferences": [{"type": "link", "value": "https://x"}],
+             "metrics": {"ms": 5}},
+            {"type": "Confirm", "id": "2", "message": "Sure?", "confirm": {"action": "Cancel"}},
+            {"type": "Escalation", "id": "3", "targets": [{"type": "Queue", "value": "Support"}]},
+            {"type": "Failure", "id": "4", "code": "ACTION_FAILED", "errors": ["nope"]},
+            {"type": "SessionEnded", "id": "5", "reason": "InfiniteLoopDetected"},
+            {"type": "Telepathy", "id": "6", "vibe": "calm"},
+        ],
+        "_links": {"self": None, "end": {"href": "https://api/end"}},
+        "newTopLevel": 1,
+    }
+    parsed = read(body)
+    kinds = [type(m) for m in parsed.messages]
+    assert kinds[:5] == [InformMessage, ConfirmMessage, EscalateMessage, FailureMessage, SessionEndedMessage]
+    assert parsed.messages[0].model_extra == {"metrics": {"ms": 5}}
+    assert parsed.messages[5].type == "Telepathy"
+    assert parsed.messages[5].model_extra == {"vibe": "calm"}
+    assert parsed.model_extra == {"newTopLevel": 1}
+    assert parsed.messages[4].reason == "InfiniteLoopDetected"  # type: ignore[attr-defined]  # unknown enum kept
+    assert parsed.links["end"] is not None
+    # Round trip keeps every unknown field.
+    again = json.loads(parsed.model_dump_json(by_alias=True))
+    assert again["messages"][5]["vibe"] == "calm"
+    assert again["messages"][0]["metrics"] == {"ms": 5}
+
+
+def test_reply_view() -> None:
+    parsed = read({"messages": [
+        {"type": "Inform", "message": "Your order shipped.", "feedbackId": "fb", "result": [{"status": "shipped"}],
+         "citedReferences": [{"type": "record", "value": "ka0"}]},
+        {"type": "Confirm", "id": "c1", "message": "Cancel it?"},
+    ]})
+    reply = Reply(messages=parsed.messages, session_id="s", sequence_id=2)
+    assert reply.text == "Your order shipped.\nCancel it?"
+    assert reply.actions == [{"status": "shipped"}]
+    assert [c.value for c in reply.citations] == ["ka0"]
+    assert reply.feedback_id == "fb"
+    assert reply.awaiting is Awaiting.CONFIRMATION
+    assert reply.question is not None
+    assert reply.question.id == "c1"
+    ended = Reply(messages=read({"messages": [{"type": "Escalate"}, {"type": "SessionEnded", "reason": "Action"}]}).messages)
+    assert ended.awaiting is Awaiting.ENDED
+    assert ended.escalated
+    assert ended.end_reason == "Action"
+
+
+def test_start_session_response_needs_a_session_id() -> None:
+    ok = read({"sessionId": "abc", "messages": [{"type": "Inform", "message": "Hello"}]}, StartSessionResponse)
+    assert isinstance(ok, StartSessionResponse)
+    assert ok.session_id == "abc"
+    with pytest.raises(ProtocolError, match="sessionId"):
+        read({"messages": []}, StartSessionResponse)
+
+
+def test_token_response_accepts_issued_at_as_string_or_number_and_hides_the_token() -> None:
+    a = TokenResponse.model_validate({"access_token": "SECRET", "issued_at": "1740760662466"})
+    b = TokenResponse.model_validate({"access_token": "SECRET", "issued_at": 1740760662466})
+    assert a.issued_at == b.issued_at == 1740760662466
+    assert "SECRET" not in repr(a)
+
+
+def test_requests_are_strict_and_camel_case() -> None:
+    body = SendMessageRequest(message=OutgoingMessage(sequence_id=3, type="Reply", text="yes", in_reply_to_message_id="c1"))
+    assert json.loads(body.to_wire()) == {
+        "message": {"sequenceId": 3, "type": "Reply", "text": "yes", "inReplyToMessageId": "c1"}, "variables": []
+    }
+    with pytest.raises(ValueError, match="extra"):
+        OutgoingMessage(sequence_id=1, text="x", colour="red")  # type: ignore[call-arg]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=15,
+)
+message_like = st.dictionaries(
+    st.sampled_from(["type", "id", "message", "feedbackId", "result", "citedReferences", "targets", "reason",
+                     "errors", "code", "httpStatus", "collect", "confirm", "isContentSafe"]),
+    json_values | st.sampled_from(["Inform", "Escalate", "Escalation", "Failure", "Error", "SessionEnded"]),
+    max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(json_values, st.fixed_dictionaries({"messages": st.lists(message_like, max_size=4)}),
+                 st.fixed_dictionaries({"sessionId": json_values, "messages": st.lists(message_like, max_size=3)})))
+def test_fuzz_responses_parse_or_raise_protocol_error(body: Any) -> None:
+    for model in (MessagesResponse, StartSessionResponse):
+        try:
+            parsed = read(body, model)
+        except ProtocolError:
+            continue
+        reply = Reply(messages=parsed.messages)
+        _ = (reply.text, reply.actions, reply.citations, reply.awaiting, reply.feedback_id)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_raw_bytes_parse_or_raise_protocol_error(body: bytes) -> None:
+    try:
+        parse_response(MessagesResponse, body, 200)
+    except ProtocolError:
+        pass
