@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self, get_args
+from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 from urllib.parse import quote
 
 import aiohttp
@@ -50,6 +50,11 @@ from sessionforce.streaming import (
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from sessionforce.conversation import Conversation
+    from sessionforce.events import EventHook, EventKind
+    from sessionforce.resume import ResumePolicy
+    from sessionforce.store.base import Store
+
 __all__ = ["AsyncAgentClient", "MessageStream", "Session"]
 
 _MESSAGE_TYPES = frozenset(get_args(MessageType))
@@ -73,7 +78,8 @@ def _segment(value: str, name: str) -> str:
     return quote(value, safe="")
 
 
-def _parse(model: type[MessagesResponse], body: bytes, status: int) -> MessagesResponse:
+def parse_response(model: type[MessagesResponse], body: bytes, status: int) -> MessagesResponse:
+    """Read a response body as ``model``; anything unreadable raises :class:`~sessionforce.errors.ProtocolError`."""
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
@@ -131,6 +137,7 @@ class AsyncAgentClient:
         max_connections: int = 100,
         http_session: aiohttp.ClientSession | None = None,
         settings: ClientSettings | None = None,
+        store: Store | str | None = None,
     ) -> None:
         self.settings = settings or ClientSettings.load(
             my_domain=my_domain,
@@ -151,6 +158,12 @@ class AsyncAgentClient:
             max_connections=max_connections,
             session=http_session,
         )
+        from sessionforce.locks import LocalLocks
+
+        self._store_url = store if isinstance(store, str) else None
+        self._store: Store | None = None if isinstance(store, str) else store
+        self._owns_store = False
+        self._local_locks = LocalLocks()
 
     def __repr__(self) -> str:
         return f"AsyncAgentClient(my_domain={self.my_domain!r}, agent_id={self.settings.agent_id!r})"
@@ -169,8 +182,59 @@ class AsyncAgentClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections. The client cannot be used afterwards."""
+        """Close the pooled connections (and the store, if this client opened it)."""
         await self._transport.aclose()
+        store, self._store = self._store, None
+        if store is not None and self._owns_store:
+            await store.aclose()
+
+    @property
+    def store(self) -> Store:
+        """The session store conversations use: the ``store`` argument, else ``SESSIONFORCE_STORE``, else
+        the default SQLite file. Opened on first use."""
+        if self._store is None:
+            from sessionforce.store import open_store
+
+            self._store = open_store(self._store_url)
+            self._owns_store = True
+        return self._store
+
+    def conversation(
+        self,
+        conversation_id: str,
+        *,
+        agent_id: str | None = None,
+        store: Store | None = None,
+        resume: str | ResumePolicy | None = None,
+        hooks: Iterable[tuple[EventKind | str, EventHook]] = (),
+        **options: Any,
+    ) -> Conversation:
+        """The conversation keyed ``conversation_id`` (cheap: nothing is sent or loaded until a turn).
+
+        Use it scoped (``async with``: the session ends when the block exits) or detached (call
+        :meth:`Conversation.send` from any request or worker; end it with :meth:`Conversation.end`).
+        ``resume`` is ``"none"`` (default), ``"replay"`` or a policy; ``options`` are the fields of
+        :class:`~sessionforce.conversation_types.ConversationOptions` (``lock_wait``, ``idle_timeout``, ...).
+        """
+        from sessionforce.conversation import Conversation
+        from sessionforce.conversation_types import ConversationOptions
+        from sessionforce.events import Hooks
+        from sessionforce.resume import resume_policy
+
+        try:
+            settings = ConversationOptions(resume=resume_policy(resume), **options)
+        except TypeError as exc:
+            known = ", ".join(ConversationOptions.__dataclass_fields__)
+            raise InvalidArgument(f"Unknown conversation option ({exc}). Known options: {known}.") from None
+        return Conversation(
+            self,
+            conversation_id,
+            store=store or self.store,
+            locks=self._local_locks,
+            agent_id=agent_id,
+            options=settings,
+            hooks=Hooks(hooks),
+        )
 
     # ------------------------------------------------------------------ calls
 
@@ -207,7 +271,7 @@ class AsyncAgentClient:
         except ValidationError as exc:
             raise InvalidArgument(f"Invalid session arguments: {exc.errors(include_input=False)[0]['msg']}") from None
         response = await self._transport.request("POST", f"/agents/{_segment(agent, 'agent_id')}/sessions", body=body)
-        parsed = _parse(StartSessionResponse, response.body, response.status)
+        parsed = parse_response(StartSessionResponse, response.body, response.status)
         assert isinstance(parsed, StartSessionResponse)
         raise_for_error_messages(parsed.messages, response.body)
         greeting = Reply(messages=parsed.messages, session_id=parsed.session_id)
@@ -232,7 +296,7 @@ class AsyncAgentClient:
         body = _message_body(text, sequence_id, variables, message_type, in_reply_to)
         path = f"/sessions/{_segment(session_id, 'session_id')}/messages"
         response = await self._transport.request("POST", path, body=body, on_session=True)
-        parsed = _parse(MessagesResponse, response.body, response.status)
+        parsed = parse_response(MessagesResponse, response.body, response.status)
         raise_for_error_messages(parsed.messages, response.body)
         return Reply(messages=parsed.messages, session_id=session_id, sequence_id=sequence_id)
 
@@ -270,7 +334,7 @@ class AsyncAgentClient:
             )
         except SessionNotFound:
             return None
-        parsed = _parse(MessagesResponse, response.body, response.status) if response.body.strip() else None
+        parsed = parse_response(MessagesResponse, response.body, response.status) if response.body.strip() else None
         return Reply(messages=parsed.messages if parsed else [], session_id=session_id)
 
     async def submit_feedback(

@@ -145,7 +145,9 @@ async def test_single_flight_refresh_with_500_concurrent_callers(emu: RunningEmu
     assert admin.requests("token") == 2
 
 
-async def test_429_waits_retry_after_then_succeeds(client: AsyncAgentClient, admin: Admin, sleeps: RecordingSleep) -> None:
+async def test_429_waits_retry_after_then_succeeds(
+    client: AsyncAgentClient, admin: Admin, sleeps: RecordingSleep
+) -> None:
     s = await client.start_session()
     admin.faults({"route": "send_message", "status": 429, "retry_after": 3, "times": 1})
     reply = await client.send_message(s.session_id, "hi", sequence_id=1)
@@ -260,10 +262,14 @@ async def test_stream_cut_after_two_chunks_carries_the_partial_text(client: Asyn
     s = await client.start_session()
     admin.faults({"route": "stream_message", "drop_after_chunks": 2, "times": 1})
     seen: list[str] = []
-    with pytest.raises(StreamInterrupted) as raised:
+
+    async def read() -> None:
         async for event in client.stream_message(s.session_id, "What are your opening hours?", sequence_id=1):
             if isinstance(event, TextChunkEvent):
                 seen.append(event.text)
+
+    with pytest.raises(StreamInterrupted) as raised:
+        await read()
     assert len(seen) == 2
     assert raised.value.partial_text == "".join(seen)
     assert "WAS delivered" in str(raised.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -74,7 +75,8 @@ def test_reply_view() -> None:
     assert reply.awaiting is Awaiting.CONFIRMATION
     assert reply.question is not None
     assert reply.question.id == "c1"
-    ended = Reply(messages=read({"messages": [{"type": "Escalate"}, {"type": "SessionEnded", "reason": "Action"}]}).messages)
+    messages = [{"type": "Escalate"}, {"type": "SessionEnded", "reason": "Action"}]
+    ended = Reply(messages=read({"messages": messages}).messages)
     assert ended.awaiting is Awaiting.ENDED
     assert ended.escalated
     assert ended.end_reason == "Action"
@@ -96,7 +98,8 @@ def test_token_response_accepts_issued_at_as_string_or_number_and_hides_the_toke
 
 
 def test_requests_are_strict_and_camel_case() -> None:
-    body = SendMessageRequest(message=OutgoingMessage(sequence_id=3, type="Reply", text="yes", in_reply_to_message_id="c1"))
+    message = OutgoingMessage(sequence_id=3, type="Reply", text="yes", in_reply_to_message_id="c1")
+    body = SendMessageRequest(message=message)
     assert json.loads(body.to_wire()) == {
         "message": {"sequenceId": 3, "type": "Reply", "text": "yes", "inReplyToMessageId": "c1"}, "variables": []
     }
@@ -133,7 +136,5 @@ def test_fuzz_responses_parse_or_raise_protocol_error(body: Any) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_raw_bytes_parse_or_raise_protocol_error(body: bytes) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         parse_response(MessagesResponse, body, 200)
-    except ProtocolError:
-        pass

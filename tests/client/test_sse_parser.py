@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,28 +126,19 @@ def test_unknown_and_non_json_events_stay_visible() -> None:
 def test_error_inside_a_200_stream_maps_to_our_exceptions() -> None:
     from sessionforce.errors import ServerError, SessionNotFound
 
-    try:
+    with pytest.raises(SessionNotFound, match="gone"):
         stream_event_from_sse(sse({"message": {"type": "Error", "httpStatus": 404, "message": "gone"}}))
-    except SessionNotFound as exc:
-        assert "gone" in str(exc)
-    else:
-        raise AssertionError("no error raised")
-    try:
+    with pytest.raises(ServerError) as raised:
         stream_event_from_sse(sse({"status": 500, "error": "HttpServerErrorException", "message": "boom"}, "error"))
-    except ServerError as exc:
-        assert exc.status == 500
-    else:
-        raise AssertionError("no error raised")
+    assert raised.value.status == 500
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=12))
 def test_fuzz_arbitrary_bytes_never_crash(chunks: list[bytes]) -> None:
     for event in decode(*chunks):
-        try:
+        with contextlib.suppress(SessionforceError):
             stream_event_from_sse(event)
-        except SessionforceError:
-            pass
 
 
 _field = st.sampled_from(["data", "event", "id", "retry", "", ":comment", "dat"])
