@@ -30,7 +30,7 @@ from sessionforce.store.base import (
     TranscriptEntry,
 )
 
-KINDS = ["memory", "sqlite"]
+KINDS = ["memory", "sqlite", "redis"]
 
 
 class FakeClock:

@@ -309,6 +309,8 @@ class SQLiteStore:
 
     async def renew(self, lease: Lease, *, ttl: float) -> Lease:
         """Extend a held lease; ``LeaseLost`` if it expired or was taken over."""
+        if not ttl > 0:
+            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
         now = self._clock()
         sql = "UPDATE leases SET expires_at = ? WHERE conversation_id = ? AND fence = ? AND expires_at > ?"
         if await self._run(_write, sql, (now + ttl, lease.conversation_id, lease.fence, now)) != 1:
