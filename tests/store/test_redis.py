@@ -18,7 +18,7 @@ DAY = 24 * 3600.0
 def record(cid: str, **fields: object) -> ConversationRecord:
     values: dict[str, object] = {"agent_id": "a", "external_session_key": "k", "created_at": 1.0}
     values.update({"last_activity_at": 2.0, **fields})
-    return ConversationRecord(conversation_id=cid, **values)  # type: ignore[arg-type]
+    return ConversationRecord(conversation_id=cid, **values)
 
 
 @pytest.fixture

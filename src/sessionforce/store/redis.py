@@ -116,7 +116,8 @@ def _describe(client: aioredis.Redis) -> tuple[str, str | None]:
     password = kwargs.get("password")
     if kwargs.get("path"):
         return f"unix://{kwargs['path']}", password
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}", password
+    scheme = "rediss" if issubclass(client.connection_pool.connection_class, aioredis.SSLConnection) else "redis"
+    return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}", password
 
 
 def _text(value: bytes | str) -> str:
