@@ -13,14 +13,28 @@ import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
+
+from pydantic import PrivateAttr
 
 from sessionforce.client import AsyncAgentClient, MessageStream
-from sessionforce.errors import ClientClosed
+from sessionforce.conversation import Conversation
+from sessionforce.conversation_types import TurnReply
+from sessionforce.errors import ClientClosed, InvalidArgument
+from sessionforce.events import EventHook, EventKind
+from sessionforce.models import MessageType, VariableInput
 from sessionforce.reply import Reply
 from sessionforce.streaming import StreamEvent
 
-__all__ = ["AgentClient", "EventLoopThread", "SyncMessageStream", "blocking", "blocking_stream"]
+__all__ = [
+    "AgentClient",
+    "BlockingConversation",
+    "BlockingReply",
+    "EventLoopThread",
+    "SyncMessageStream",
+    "blocking",
+    "blocking_stream",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -171,6 +185,15 @@ class AgentClient:
 
     stream_message = blocking_stream(AsyncAgentClient.stream_message)
 
+    def conversation(self, conversation_id: str, **kwargs: Any) -> BlockingConversation:
+        """The blocking twin of :meth:`AsyncAgentClient.conversation` (same arguments)."""
+        return BlockingConversation(self._runner, self._async.conversation(conversation_id, **kwargs))
+
+    @property
+    def store(self) -> Any:
+        """The session store conversations use (see :attr:`AsyncAgentClient.store`)."""
+        return self._async.store
+
     def close(self) -> None:
         """Close the connections and stop the loop thread."""
         try:
@@ -186,3 +209,90 @@ class AgentClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class BlockingReply(TurnReply):
+    """A conversation turn's reply for blocking callers: :meth:`answer` and :meth:`feedback` block."""
+
+    _conversation: BlockingConversation | None = PrivateAttr(default=None)
+
+    @classmethod
+    def of(cls, reply: TurnReply, conversation: BlockingConversation) -> BlockingReply:
+        """The blocking view of an async conversation reply (no re-validation)."""
+        made = cls.model_construct(**{name: getattr(reply, name) for name in TurnReply.model_fields})
+        made._conversation = conversation
+        return made
+
+    def _owner(self) -> BlockingConversation:
+        if self._conversation is None:
+            raise InvalidArgument("This reply is not attached to a conversation.")
+        return self._conversation
+
+    def answer(self, text: str) -> BlockingReply:
+        """Answer the agent's ``Confirm`` or ``Inquire`` with a ``Reply`` turn."""
+        return self._owner().send(text, message_type="Reply", in_reply_to=self.question_id())
+
+    def feedback(self, feedback: Literal["GOOD", "BAD"], text: str | None = None) -> None:
+        """Rate this reply."""
+        self._owner().feedback(self, feedback, text=text)
+
+
+class BlockingConversation:
+    """The blocking twin of :class:`~sessionforce.conversation.Conversation` (same methods, blocking)."""
+
+    def __init__(self, runner: EventLoopThread, conversation: Conversation) -> None:
+        self._runner = runner
+        self._async = conversation
+
+    def __repr__(self) -> str:
+        return f"BlockingConversation({self._async.conversation_id!r})"
+
+    @property
+    def conversation_id(self) -> str:
+        """The application's id for this conversation."""
+        return self._async.conversation_id
+
+    @property
+    def async_conversation(self) -> Conversation:
+        """The async conversation this facade drives."""
+        return self._async
+
+    def send(
+        self,
+        text: str,
+        *,
+        variables: tuple[VariableInput, ...] | list[VariableInput] = (),
+        message_type: MessageType = "Text",
+        in_reply_to: str | None = None,
+    ) -> BlockingReply:
+        """Send one user turn and return the reply (see :meth:`Conversation.send`)."""
+        reply = self._runner.run(
+            self._async.send(text, variables=variables, message_type=message_type, in_reply_to=in_reply_to)
+        )
+        return BlockingReply.of(reply, self)
+
+    def start(self) -> BlockingReply | None:
+        """Make sure a live session exists; its greeting when one was started now."""
+        greeting = self._runner.run(self._async.start())
+        return BlockingReply.of(greeting, self) if greeting is not None else None
+
+    stream = blocking_stream(Conversation.stream)
+    end = blocking(Conversation.end)
+    end_if_idle = blocking(Conversation.end_if_idle)
+    feedback = blocking(Conversation.feedback)
+    record = blocking(Conversation.record)
+    transcript = blocking(Conversation.transcript)
+    export_jsonl = blocking(Conversation.export_jsonl)
+    recover = blocking(Conversation.recover)
+
+    def on(self, kind: EventKind | str, hook: EventHook) -> None:
+        """Call ``hook`` on every event of ``kind``; hooks run on the client's event-loop thread."""
+        self._async.on(kind, hook)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._runner.run(self._async.__aexit__(exc_type, exc, tb))

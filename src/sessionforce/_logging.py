@@ -1,0 +1,40 @@
+"""Log context: ``externalSessionKey``, ``sessionId`` and ``sequenceId`` on every sessionforce log record.
+
+The conversation layer sets the context for the duration of a turn (a contextvar, so concurrent turns on
+one event loop never see each other's ids); every module logs with ``extra=log_context()``. The library
+configures no handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["bind_log_context", "log_context"]
+
+_EMPTY: dict[str, Any] = {"externalSessionKey": None, "sessionId": None, "sequenceId": None, "conversationId": None}
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("sessionforce_log_context", default=_EMPTY)
+
+
+def log_context() -> dict[str, Any]:
+    """The ids of the turn being run, for ``logger.x(..., extra=log_context())``."""
+    return _context.get()
+
+
+@contextlib.contextmanager
+def bind_log_context(**ids: Any) -> Iterator[None]:
+    """Set (some of) the ids for the code inside the block."""
+    previous = _context.get()
+    _context.set({**previous, **ids})
+    try:
+        yield
+    finally:
+        # Not Token.reset(): a generator may be finished from another task's context.
+        _context.set(previous)
+
+
+def update_log_context(**ids: Any) -> None:
+    """Change ids inside an already bound block (e.g. a new session mid-turn)."""
+    _context.set({**_context.get(), **ids})

@@ -1,0 +1,65 @@
+"""The reaper: ends server sessions that conversations left idle (a crashed worker, a user who walked away)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sessionforce.errors import ConversationBusy, SessionforceError
+from sessionforce.models import EndReason
+from sessionforce.store.base import ConversationStatus, Store
+
+if TYPE_CHECKING:
+    from sessionforce.client import AsyncAgentClient
+
+__all__ = ["reap_idle", "store_reaper"]
+
+logger = logging.getLogger("sessionforce.reaper")
+
+
+async def reap_idle(
+    client: AsyncAgentClient,
+    store: Store | None = None,
+    *,
+    idle_for: float = 15 * 60,
+    reason: EndReason = "Expiration",
+    limit: int = 1000,
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """End the live sessions of conversations idle for ``idle_for`` seconds or more; return their ids.
+
+    A conversation whose turn is running (its lock is held) is skipped and left for the next pass.
+    """
+    store = store or client.store
+    reaped: list[str] = []
+    idle = await store.list_conversations(status=ConversationStatus.ACTIVE, idle_for=idle_for, now=clock(), limit=limit)
+    for record in idle:
+        conversation = client.conversation(record.conversation_id, store=store, lock_wait=0.05, clock=clock)
+        try:
+            # Re-checked under the lock: a turn may have run since the listing.
+            if await conversation.end_if_idle(idle_for, reason):
+                reaped.append(record.conversation_id)
+        except ConversationBusy:
+            continue
+        except SessionforceError as exc:
+            logger.warning("could not reap conversation %s: %s", record.conversation_id, exc)
+    if reaped:
+        logger.info("reaped %d idle session(s)", len(reaped))
+    return reaped
+
+
+async def store_reaper(
+    client: AsyncAgentClient,
+    store: Store | None = None,
+    *,
+    idle_for: float = 15 * 60,
+    interval: float = 60.0,
+    reason: EndReason = "Expiration",
+) -> None:
+    """Run :func:`reap_idle` every ``interval`` seconds until cancelled (e.g. as a background task)."""
+    while True:
+        await reap_idle(client, store, idle_for=idle_for, reason=reason)
+        await asyncio.sleep(interval)
