@@ -334,7 +334,9 @@ class RedisStore:
                 )
             event = self._released.setdefault(conversation_id, asyncio.Event())
             try:
-                async with asyncio.timeout(min(delay, remaining, max(int(result[2]), 1) / 1000)):
+                # Never sleep past the holder's expiry (PTTL < 0 only when someone removed the PX by hand).
+                pttl = int(result[2])
+                async with asyncio.timeout(min(delay, remaining, max(pttl, 1) / 1000 if pttl >= 0 else delay)):
                     await event.wait()
             except TimeoutError:
                 pass

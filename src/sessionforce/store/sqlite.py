@@ -93,14 +93,6 @@ def _lease_lost(conversation_id: str, fence: int) -> LeaseLost:
     )
 
 
-class _Busy(Exception):
-    """Raised inside a transaction when the lease is held by someone else (carries who and until when)."""
-
-    def __init__(self, owner: str, expires_at: float) -> None:
-        self.owner = owner
-        self.expires_at = expires_at
-
-
 class SQLiteStore:
     """A :class:`~sessionforce.store.base.Store` in one SQLite file, safe for several processes at once.
 
