@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from sessionforce.errors import (
     ConversationEnded,
     DeliveryUnknown,
     InvalidArgument,
+    SessionLocked,
     SessionNotFound,
     StaleRecord,
     StreamInterrupted,
@@ -412,20 +414,26 @@ class Conversation:
         async with self._turn() as turn:
             interrupted = await self._report_pending(turn)
             _, reason = await self._ensure_session(turn)
-            for attempt in (1, 2):
-                record = turn.record
-                session_id = record.session_id
+            resumed_once = False
+            loop = asyncio.get_running_loop()
+            locked_until = loop.time() + self.options.lock_wait
+            locked_waits = 0
+            pending: PendingTurn | None = None
+            while True:
+                session_id = turn.record.session_id
                 assert session_id is not None
-                seq = record.last_sequence_id + 1
-                started = self.options.clock()
-                pending = PendingTurn(
-                    sequence_id=seq, session_id=session_id, text=text, message_type=message_type,
-                    in_reply_to=in_reply_to, started_at=started, owner=worker_identity(),
-                )
-                # Written before sending, so a crash mid-turn leaves a trace the next process reports.
-                await turn.save(last_sequence_id=seq, pending=pending)
-                update_log_context(sequenceId=seq)
-                await self._emit(EventKind.TURN_SENT, turn, seq)
+                if pending is None:
+                    # The turn's identity is fixed once per session: a 423 wait resends the same sequenceId.
+                    seq = turn.record.last_sequence_id + 1
+                    started = self.options.clock()
+                    pending = PendingTurn(
+                        sequence_id=seq, session_id=session_id, text=text, message_type=message_type,
+                        in_reply_to=in_reply_to, started_at=started, owner=worker_identity(),
+                    )
+                    # Written before sending, so a crash mid-turn leaves a trace the next process reports.
+                    await turn.save(last_sequence_id=seq, pending=pending)
+                    update_log_context(sequenceId=seq)
+                    await self._emit(EventKind.TURN_SENT, turn, seq)
                 try:
                     reply: Reply | None = None
                     if streaming:
@@ -444,8 +452,18 @@ class Conversation:
                             in_reply_to=in_reply_to,
                         )
                     assert reply is not None
+                except SessionLocked:
+                    # The server still runs an earlier request on this session: typically the turn of a worker
+                    # that died mid-turn. Wait it out within lock_wait; the 423'd request was not accepted.
+                    delay = min(2.0, 0.1 * 2**locked_waits) * (0.5 + random.random() / 2)
+                    if loop.time() + delay > locked_until:
+                        await self._fail(turn, pending, "error", "the session stayed locked (423)")
+                        raise
+                    locked_waits += 1
+                    await asyncio.sleep(delay)
+                    continue
                 except SessionNotFound:
-                    if attempt == 2:
+                    if resumed_once:
                         await self._fail(turn, pending, "error", "the new session answered 404 too")
                         raise
                     logger.info("session expired (404); starting a new one and resending", extra=log_context())
@@ -453,6 +471,8 @@ class Conversation:
                     await self._emit(EventKind.ENDED, turn, seq, reason="Expired", session_id=session_id)
                     await self._start_session(turn, "expired")
                     reason = "expired"
+                    resumed_once = True
+                    pending = None
                     continue
                 except StreamInterrupted as exc:
                     await self._fail(turn, pending, "delivery_unknown", str(exc), partial_text=exc.partial_text,
