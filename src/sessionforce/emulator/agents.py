@@ -159,7 +159,8 @@ def _load_yaml_agents(path: Path) -> list[EmulatedAgent]:
     except OSError as exc:
         raise AgentConfigError(f"{path}: cannot read the agents file ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:
-        raise AgentConfigError(f"{path}: not valid YAML ({exc})") from exc
+        # One line: PyYAML's message spans several, and the CLI promises one line per problem.
+        raise AgentConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
     if not isinstance(document, Mapping) or not isinstance(document.get("agents"), list):
         raise AgentConfigError(f"{path}: expected a mapping with an 'agents:' list at the top level")
     if not document["agents"]:

@@ -141,7 +141,8 @@ def load_faults(source: str | Path | Mapping[str, Any] | None, default_seed: int
     try:
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as exc:
-        raise FaultConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})") from exc
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise FaultConfigError(f"{path}: not valid {kind} ({' '.join(str(exc).split())})") from exc
     return parse_faults(document, str(path), default_seed)
 
 
