@@ -166,3 +166,14 @@ def test_callable_agents() -> None:
         assert escalate["feedbackId"]
         assert len(emu.agent_ids) == 3
         wire.close()
+
+
+def test_the_examples_in_the_docs_load(tmp_path: Path) -> None:
+    docs = Path(__file__).parents[2] / "docs" / "emulator.md"
+    blocks = docs.read_text().split("```yaml\n")[1:]
+    agents_yaml, faults_yaml = (block.split("```", 1)[0] for block in blocks[:2])
+    (tmp_path / "agents.yaml").write_text(agents_yaml)
+    (tmp_path / "faults.yaml").write_text(faults_yaml)
+    with run_emulator(agents=tmp_path / "agents.yaml", faults=tmp_path / "faults.yaml") as emu:
+        assert emu.default_agent_id == "0XxPIZZA0000000001"
+        assert len(emu.counters()["requests"]) == 0
