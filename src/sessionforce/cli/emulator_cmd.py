@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +38,7 @@ def emulator(
     import uvicorn
 
     from sessionforce.emulator import AgentConfigError, FaultConfigError
-    from sessionforce.emulator.server import build_state, uvicorn_config
+    from sessionforce.emulator.server import bind_socket, build_state, uvicorn_config
     from sessionforce.emulator.state import EmulatorConfig
 
     config = EmulatorConfig(client_id=client_id, client_secret=client_secret, idle_timeout=idle_timeout,
@@ -51,16 +50,10 @@ def emulator(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family[0], family[1], family[2])
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(family[4])
+        sock, url = bind_socket(host, port)
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port} ({exc.strerror or exc})", err=True)
         raise typer.Exit(1) from None
-    bound_port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound_port}"
     default = next(iter(state.agents))
     lines = [
         f"sessionforce emulator listening on {url}",
@@ -75,7 +68,7 @@ def emulator(
         lines.append(f"  warning: listening on {host}, not loopback: anyone who can reach it can use it")
     lines.append("Press Ctrl-C to stop.")
     typer.echo("\n".join(lines))
-    server = uvicorn.Server(uvicorn_config(state, host, bound_port, log_config=True))
+    server = uvicorn.Server(uvicorn_config(state, host, sock.getsockname()[1], log_config=True))
     # uvicorn re-raises the Ctrl-C it handled once it has shut down; that is our normal way out.
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from sessionforce.emulator.faults import FaultConfigError, FaultSet, parse_faults
 from sessionforce.emulator.openapi import openapi_document
 from sessionforce.emulator.responses import json_response
+from sessionforce.emulator.routes import base_url
 from sessionforce.emulator.state import EmulatorState, Session
 
 PREFIX = "/__emulator"
@@ -101,7 +102,7 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         return json_response(state.counters.snapshot(len(state.active)))
 
     async def openapi(request: Request) -> Response:
-        return json_response(openapi_document(f"{request.url.scheme}://{request.url.netloc}"))
+        return json_response(openapi_document(base_url(request)))
 
     table: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
         ("/agents", agents, ["GET"]),

@@ -135,13 +135,28 @@ class RunningEmulator:
         self._thread.join(timeout)
 
 
-def start_emulator(state: EmulatorState, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
-    """Start ``state``'s emulator in a daemon thread and return once it accepts connections."""
+def bind_socket(host: str, port: int) -> tuple[socket.socket, str]:
+    """A socket bound to ``host:port`` (0 = a free port) and the URL it will serve (raises OSError).
+
+    Bound here rather than by uvicorn so the real port is known before the server starts.
+    """
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(address)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    return sock, f"http://{shown}:{bound_port}"
+
+
+def start_emulator(state: EmulatorState, host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
+    """Start ``state``'s emulator in a daemon thread and return once it accepts connections."""
+    sock, url = bind_socket(host, port)
+    bound_port = sock.getsockname()[1]
     server = _ThreadServer(uvicorn_config(state, host, bound_port, log_config=False))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
                               name=f"sessionforce-emulator-{bound_port}", daemon=True)
@@ -150,9 +165,8 @@ def start_emulator(state: EmulatorState, host: str = "127.0.0.1", port: int = 0)
         if not thread.is_alive():
             sock.close()
             raise RuntimeError(f"the emulator failed to start on {host}:{bound_port}")
-    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
     agent_ids = list(state.agents)
-    return RunningEmulator(url=f"http://{shown}:{bound_port}", client_id=state.config.client_id,
+    return RunningEmulator(url=url, client_id=state.config.client_id,
                            client_secret=state.config.client_secret, agent_ids=agent_ids,
                            default_agent_id=agent_ids[0], state=state, _server=server, _thread=thread)
 
