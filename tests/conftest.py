@@ -1,15 +1,16 @@
-"""Shared fixtures: an emulator on a free loopback port, and clients pointed at it."""
+"""Shared fixtures: an emulator on a free loopback port, clients pointed at it, and a real Redis."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from tests.support import Admin, client_kwargs
 
 from sessionforce import AgentClient, AsyncAgentClient
 from sessionforce.emulator import RunningEmulator, run_emulator
 from sessionforce.store import MemoryStore
+from tests.redis_server import delete_prefix, redis_url_or_skip, unique_prefix
+from tests.support import Admin, client_kwargs
 
 
 @pytest.fixture
@@ -21,6 +22,7 @@ def emu() -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def admin(emu: RunningEmulator) -> Iterator[Admin]:
+    """The emulator's admin surface over plain httpx."""
     a = Admin(emu.url)
     yield a
     a.http.close()
@@ -28,11 +30,28 @@ def admin(emu: RunningEmulator) -> Iterator[Admin]:
 
 @pytest.fixture
 async def client(emu: RunningEmulator) -> AsyncIterator[AsyncAgentClient]:
+    """An async client on the emulator, with an in-memory store."""
     async with AsyncAgentClient(**client_kwargs(emu), store=MemoryStore()) as c:
         yield c
 
 
 @pytest.fixture
 def sync_client(emu: RunningEmulator) -> Iterator[AgentClient]:
+    """A blocking client on the emulator, with an in-memory store."""
     with AgentClient(**client_kwargs(emu), store=MemoryStore()) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis URL on loopback (REDIS_URL, 127.0.0.1:6379, or a throwaway redis-server); skipped if none
+    (failed under CI, which must never skip the Redis tests)."""
+    yield from redis_url_or_skip()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A fresh key prefix for one test; every key under it is deleted afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    delete_prefix(redis_url, prefix)

@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from tests.support import Admin, client_kwargs
 
 from sessionforce import AgentClient, AsyncAgentClient, Awaiting
 from sessionforce.conversation_types import ConversationReply
@@ -21,6 +20,7 @@ from sessionforce.events import ConversationEvent
 from sessionforce.reaper import reap_idle
 from sessionforce.store import ConversationStatus, MemoryStore, SessionState
 from sessionforce.streaming import EndOfTurnEvent, TextChunkEvent
+from tests.support import Admin, client_kwargs
 
 
 def assert_sequences_increase(admin: Admin) -> None:

@@ -11,11 +11,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.support import Admin, client_kwargs
-
 from sessionforce import AsyncAgentClient
 from sessionforce.emulator import RunningEmulator
 from sessionforce.store import open_store
+from tests.support import Admin, client_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
 

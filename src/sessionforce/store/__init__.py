@@ -1,13 +1,15 @@
 """Session stores: where conversation records, transcripts and turn leases live.
 
 Choose one by URL (``store=`` or ``SESSIONFORCE_STORE``): ``memory://``, ``sqlite:///path/to/file.db``
-(the default, a file under the user's data directory), or ``redis://host:port/db``.
+(the default, a file under the user's data directory), or ``redis://host:port/db`` (optionally
+``?prefix=myapp:`` to keep several apps apart in one Redis; keys default to ``sessionforce:``).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 
@@ -69,7 +71,12 @@ def open_store(url: str | None = None) -> Store:
     if scheme in ("redis", "rediss", "unix"):
         from sessionforce.store.redis import RedisStore
 
-        return RedisStore.from_url(url)
+        # Our own query parameter (the rest of the URL is redis-py's): a key prefix per app or environment.
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [v for k, v in query if k == "prefix"]
+        rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
+        return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
     raise ConfigError(
         f"Store URL {url!r} ({STORE_ENV}) has an unknown scheme {scheme!r}. What to do: use memory://, "
         "sqlite:///path/to/file.db or redis://host:6379/0."

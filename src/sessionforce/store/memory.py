@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sessionforce.errors import ConversationBusy, LeaseLost, StaleRecord
+from sessionforce.errors import ConversationBusy, InvalidArgument, LeaseLost, StaleRecord
 from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
 
 __all__ = ["MemoryStore"]
@@ -96,6 +96,8 @@ class MemoryStore:
 
     async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
         """Take the lease, waiting up to ``wait`` seconds for the holder to release it or expire."""
+        if ttl <= 0:
+            raise InvalidArgument(f"ttl must be a number of seconds greater than 0, got {ttl!r}.")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:

@@ -1,0 +1,110 @@
+"""Many workers on one Redis (issue 5): 4 processes share 50 conversations and take turns at random; a
+worker SIGKILLed mid-turn is taken over after its lease runs out. Proven from the emulator's counters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sessionforce import AsyncAgentClient
+from sessionforce.emulator import RunningEmulator
+from sessionforce.store import ConversationStatus, open_store
+from tests.support import Admin, client_kwargs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_args(emu: RunningEmulator, store: str) -> list[str]:
+    return [emu.url, emu.client_id, emu.client_secret, emu.default_agent_id, store]
+
+
+@pytest.mark.timeout(120)
+async def test_four_workers_share_fifty_conversations(
+    emu: RunningEmulator, admin: Admin, redis_url: str, redis_prefix: str
+) -> None:
+    store_url = f"{redis_url}?prefix={redis_prefix}"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.conversation.random_worker", *worker_args(emu, store_url),
+             f"w{n}", "50", "40", str(n)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for n in range(4)
+    ]
+    outputs = [w.communicate(timeout=90) for w in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+    answered = [line.split(maxsplit=2) for out, _ in outputs for line in out.splitlines()]
+    assert len(answered) == 160
+
+    # Every session's sequenceIds strictly increase, no 423, each turn delivered exactly once.
+    counters = admin.counters()
+    assert counters["locked"] == 0
+    turns = admin.turns()
+    texts = Counter(t["text"] for t in turns)
+    assert texts == Counter(f"w{n} turn {i}" for n in range(4) for i in range(40))
+    by_session: dict[str, list[int]] = {}
+    for t in turns:
+        by_session.setdefault(t["sessionId"], []).append(t["sequenceId"])
+    for seqs in by_session.values():
+        assert seqs == sorted(set(seqs))
+    # Per conversation, the sequence ids the workers saw are unique (allocated under the shared lease).
+    per_conversation = Counter((conv, seq) for conv, seq, _ in answered)
+    assert max(per_conversation.values()) == 1
+
+    # End every conversation, as a deployment's shutdown or reaper would; then nothing is left open.
+    store = open_store(store_url)
+    try:
+        async with AsyncAgentClient(**client_kwargs(emu), store=store) as client:
+            for record in await store.list_conversations(status=ConversationStatus.ACTIVE):
+                assert await client.conversation(record.conversation_id).end()
+    finally:
+        await store.aclose()
+    assert {s["state"] for s in admin.sessions()} == {"ended"}
+    assert counters["sessions"]["open"] == len(by_session)
+
+
+@pytest.mark.timeout(60)
+async def test_killed_worker_is_taken_over_after_its_lease(
+    emu: RunningEmulator, admin: Admin, redis_url: str, redis_prefix: str
+) -> None:
+    store_url = f"{redis_url}?prefix={redis_prefix}"
+    admin.faults({"route": "send_message", "latency_ms": 2500, "times": 1})
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "tests.conversation.worker", *worker_args(emu, store_url),
+         "shared", "doomed", "1", "1.0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    store = open_store(store_url)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            record = await store.load("shared")
+            if record is not None and record.pending is not None:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the worker never started its turn")
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        async with AsyncAgentClient(**client_kwargs(emu), store=store) as client:
+            conv = client.conversation("shared")
+            reply = await conv.send("taken over")
+            assert reply.interrupted_turn is not None
+            assert reply.interrupted_turn.text == "doomed 0"
+            assert reply.sequence_id == 2
+            assert [e.kind for e in await conv.transcript()].count("delivery_unknown") == 1
+            await conv.end()
+    finally:
+        await store.aclose()
+        if victim.poll() is None:
+            victim.kill()
+    assert Counter(t["text"] for t in admin.turns()) == Counter({"doomed 0": 1, "taken over": 1})
+    assert {s["state"] for s in admin.sessions()} == {"ended"}
