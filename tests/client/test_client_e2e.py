@@ -8,7 +8,6 @@ import logging
 import socket
 
 import pytest
-from tests.support import Admin, client_kwargs
 
 from sessionforce import (
     AsyncAgentClient,
@@ -34,6 +33,7 @@ from sessionforce import (
 )
 from sessionforce.auth import ClientCredentials
 from sessionforce.emulator import RunningEmulator
+from tests.support import Admin, client_kwargs
 
 
 class RecordingSleep:
