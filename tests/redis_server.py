@@ -28,7 +28,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-__all__ = ["RedisUnavailable", "delete_prefix", "redis_url_or_skip", "running_redis", "unique_prefix"]
+__all__ = [
+    "RedisUnavailable",
+    "delete_prefix",
+    "redis_url_or_skip",
+    "running_redis",
+    "throwaway_redis_server",
+    "unique_prefix",
+]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -57,7 +64,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _started_server(binary: str) -> Iterator[str]:
+def throwaway_redis_server(binary: str = "redis-server") -> Iterator[str]:
     """A ``redis-server`` on a free loopback port, without persistence, stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="sessionforce-redis-") as workdir:
         port = _free_port()
@@ -104,7 +111,7 @@ def running_redis() -> Iterator[str]:
             "no Redis answers on 127.0.0.1:6379, REDIS_URL is not set and redis-server is not installed "
             "(apt-get install redis-server)"
         )
-    with _started_server(binary) as url:
+    with throwaway_redis_server(binary) as url:
         yield url
 
 

@@ -30,6 +30,7 @@ from sessionforce._logging import bind_log_context, log_context, update_log_cont
 from sessionforce.conversation_types import ConversationOptions, ConversationReply
 from sessionforce.errors import (
     ConversationEnded,
+    ConversationError,
     DeliveryUnknown,
     InvalidArgument,
     SessionLocked,
@@ -492,7 +493,12 @@ class Conversation:
                 except Exception as exc:
                     await self._fail(turn, pending, "error", str(exc))
                     raise
-                result = await self._finish(turn, pending, reply, started, reason, interrupted)
+                try:
+                    result = await self._finish(turn, pending, reply, started, reason, interrupted)
+                except ConversationError as exc:
+                    # The agent answered but the store could not record it: hand the answer over anyway.
+                    exc.reply = self._reply(reply, reason, interrupted)
+                    raise
                 yield result
                 return
 

@@ -201,6 +201,9 @@ class StreamInterrupted(DeliveryUnknown):
 class ConversationError(SessionforceError):
     """Base of the lifecycle-level failures raised by conversations and stores."""
 
+    reply: Any = None
+    """The agent's reply, when it arrived but could not be saved (e.g. the store went down mid-turn)."""
+
 
 class ConversationBusy(ConversationError):
     """Waited longer than the configured bound for the conversation's one-turn-at-a-time lock."""
