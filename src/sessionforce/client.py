@@ -38,6 +38,7 @@ from sessionforce.reply import Reply
 from sessionforce.settings import ClientSettings
 from sessionforce.streaming import (
     EndOfTurnEvent,
+    EventStream,
     ReplyAssembler,
     SSEDecoder,
     StreamEvent,
@@ -354,7 +355,7 @@ class AsyncAgentClient:
         await self._transport.request("POST", path, body=body, on_session=True)
 
 
-class MessageStream:
+class MessageStream(EventStream[Reply]):
     """The events of one streamed turn. Iterate with ``async for``; ``reply`` is set at the end of turn."""
 
     _DRAIN_SECONDS = 2.0
@@ -365,38 +366,17 @@ class MessageStream:
         self._body = body
         self._assembler = ReplyAssembler(session_id, sequence_id)
         self._events: AsyncGenerator[StreamEvent, None] | None = None
-        self.reply: Reply | None = None
-        """The complete reply, once the end of turn arrived."""
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> StreamEvent:
         if self._events is None:
             self._events = self._run()
         return await self._events.__anext__()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
         events, self._events = self._events, None
         if events is not None:
             await events.aclose()
-
-    async def final_reply(self) -> Reply:
-        """Read the rest of the stream and return the complete reply."""
-        async for _ in self:
-            pass
-        if self.reply is None:  # pragma: no cover - _run either sets it or raises
-            raise self._interrupted("the stream ended without a reply")
-        return self.reply
 
     @property
     def partial_text(self) -> str:

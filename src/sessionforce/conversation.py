@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 from sessionforce._logging import bind_log_context, log_context, update_log_context
-from sessionforce.conversation_types import ConversationOptions, ConversationReply
+from sessionforce.conversation_types import ConversationOptions, ConversationReply, ConversationStream
 from sessionforce.errors import (
     ConversationEnded,
     ConversationError,
@@ -57,7 +57,7 @@ from sessionforce.streaming import EndOfTurnEvent, StreamEvent
 if TYPE_CHECKING:
     from sessionforce.client import AsyncAgentClient
 
-__all__ = ["Conversation", "ConversationStream"]
+__all__ = ["Conversation"]
 
 logger = logging.getLogger("sessionforce.conversation")
 
@@ -545,46 +545,3 @@ class Conversation:
             resumed=reason is not None,
             resume_reason=reason, interrupted_turn=interrupted,
         ).bind(self)
-
-
-class ConversationStream:
-    """The events of one streamed conversation turn; the last is an ``EndOfTurnEvent`` whose ``reply``
-    is a :class:`ConversationReply`. Use ``async with`` (or read to the end) so the turn lock is released."""
-
-    def __init__(self, events: AsyncGenerator[StreamEvent | ConversationReply, None]) -> None:
-        self._events = events
-        self.reply: ConversationReply | None = None
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        if self.reply is not None:
-            raise StopAsyncIteration
-        item = await self._events.__anext__()
-        if isinstance(item, ConversationReply):
-            self.reply = item
-            # Finish the turn now (release its lock here, in this task), not when the generator is collected.
-            await self._events.aclose()
-            return EndOfTurnEvent(item)
-        return item
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop reading; the turn's cleanup runs and its lock is released."""
-        await self._events.aclose()
-
-    async def final_reply(self) -> ConversationReply:
-        """Read the rest of the stream and return the reply."""
-        async for _ in self:
-            pass
-        if self.reply is None:  # pragma: no cover - the turn yields a reply or raises
-            raise RuntimeError("the turn ended without a reply")
-        return self.reply

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -14,11 +14,12 @@ from sessionforce.models import VariableInput
 from sessionforce.reply import Reply
 from sessionforce.resume import NoResume, ResumePolicy
 from sessionforce.store.base import PendingTurn
+from sessionforce.streaming import EndOfTurnEvent, EventStream, StreamEvent
 
 if TYPE_CHECKING:
     from sessionforce.conversation import Conversation
 
-__all__ = ["ConversationOptions", "ConversationReply", "TurnReply"]
+__all__ = ["ConversationOptions", "ConversationReply", "ConversationStream", "TurnReply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +96,26 @@ class ConversationReply(TurnReply):
     async def feedback(self, feedback: Literal["GOOD", "BAD"], text: str | None = None) -> None:
         """Rate this reply (``GOOD`` or ``BAD``, with an optional comment)."""
         await self._owner().feedback(self, feedback, text=text)
+
+
+class ConversationStream(EventStream[ConversationReply]):
+    """The events of one streamed conversation turn; the last is an ``EndOfTurnEvent`` whose ``reply``
+    is a :class:`ConversationReply`. Use ``async with`` (or read to the end) so the turn lock is released."""
+
+    def __init__(self, events: AsyncGenerator[StreamEvent | ConversationReply, None]) -> None:
+        self._events = events
+
+    async def __anext__(self) -> StreamEvent:
+        if self.reply is not None:
+            raise StopAsyncIteration
+        item = await self._events.__anext__()
+        if isinstance(item, ConversationReply):
+            self.reply = item
+            # Finish the turn now (release its lock here, in this task), not when the generator is collected.
+            await self._events.aclose()
+            return EndOfTurnEvent(item)
+        return item
+
+    async def aclose(self) -> None:
+        """Stop reading; the turn's cleanup runs and its lock is released."""
+        await self._events.aclose()

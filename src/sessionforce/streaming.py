@@ -12,7 +12,8 @@ from __future__ import annotations
 import codecs
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import ValidationError
 
@@ -22,6 +23,7 @@ from sessionforce.reply import Reply
 
 __all__ = [
     "EndOfTurnEvent",
+    "EventStream",
     "MessageEvent",
     "ProgressEvent",
     "ReplyAssembler",
@@ -331,3 +333,39 @@ def protocol_error(what: str, body: bytes | str | None = None, status: int | Non
         status=status,
         body=body,
     )
+
+
+R = TypeVar("R", bound=Reply)
+
+
+class EventStream(Generic[R]):
+    """The shell every streamed turn shares: iterate it with ``async for`` (or use ``async with`` to stop
+    early); ``reply`` is set when the end of turn arrives."""
+
+    reply: R | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Stop reading and release what the turn holds."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def final_reply(self) -> R:
+        """Read the rest of the stream and return the complete reply."""
+        async for _ in self:
+            pass
+        if self.reply is None:  # pragma: no cover - a stream sets its reply at the end of turn or raises
+            raise protocol_error("the stream ended without a reply")
+        return self.reply

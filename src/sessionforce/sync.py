@@ -17,14 +17,14 @@ from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 
 from pydantic import PrivateAttr
 
-from sessionforce.client import AsyncAgentClient, MessageStream
+from sessionforce.client import AsyncAgentClient
 from sessionforce.conversation import Conversation
 from sessionforce.conversation_types import TurnReply
 from sessionforce.errors import ClientClosed, InvalidArgument
 from sessionforce.events import EventHook, EventKind
 from sessionforce.models import MessageType, VariableInput
 from sessionforce.reply import Reply
-from sessionforce.streaming import StreamEvent
+from sessionforce.streaming import EventStream, StreamEvent
 
 __all__ = [
     "AgentClient",
@@ -99,7 +99,7 @@ async def _anext(iterator: AsyncIterator[T]) -> T:
 
 
 def blocking_stream(
-    method: Callable[Concatenate[A, P], AsyncIterator[StreamEvent]], target: str = "_async"
+    method: Callable[Concatenate[A, P], EventStream[Any]], target: str = "_async"
 ) -> Callable[Concatenate[Any, P], SyncMessageStream]:
     """Make a blocking streaming method from an async one: it returns a :class:`SyncMessageStream`."""
 
@@ -113,7 +113,7 @@ def blocking_stream(
 class SyncMessageStream:
     """The events of one streamed turn, for blocking callers: iterate it; ``reply`` is set at the end."""
 
-    def __init__(self, runner: EventLoopThread, stream: AsyncIterator[StreamEvent] | MessageStream) -> None:
+    def __init__(self, runner: EventLoopThread, stream: EventStream[Any]) -> None:
         self._runner = runner
         self._stream = stream
 
@@ -136,14 +136,12 @@ class SyncMessageStream:
 
     def close(self) -> None:
         """Stop reading and release the connection."""
-        aclose = getattr(self._stream, "aclose", None)
-        if aclose is not None:
-            self._runner.run(aclose())
+        self._runner.run(self._stream.aclose())
 
     @property
     def reply(self) -> Reply | None:
         """The complete reply, once the end of turn arrived."""
-        return getattr(self._stream, "reply", None)
+        return self._stream.reply
 
     def final_reply(self) -> Reply:
         """Read the rest of the stream and return the complete reply."""
