@@ -6,12 +6,20 @@ import typer
 
 from sessionforce._version import __version__
 
+EPILOG = (
+    "Exit codes: 0 ok; 1 failures (run expectations, config check); 2 usage, bad input or config error; "
+    "3 cannot reach the org/emulator or authentication failed; 130 interrupted. "
+    "Docs: docs/cli.md."
+)
+
 app = typer.Typer(
     name="sessionforce",
     help="Run conversations with Salesforce Agentforce agents, or with the built-in emulator.",
+    epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -26,18 +34,32 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library logs on errors."),
 ) -> None:
-    """Run conversations with Salesforce Agentforce agents, or with the built-in emulator."""
+    """Run conversations with Salesforce Agentforce agents, or with the built-in emulator.
+
+    Start with `sessionforce chat`: with no org configured it talks to the built-in emulator.
+    """
+    if debug:
+        # Imported only when asked for, so that `sessionforce --version` stays fast.
+        import logging
+
+        from sessionforce.cli.errors import set_debug
+
+        set_debug(True)
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _register_commands() -> None:
-    # Imported here so that `sessionforce --version` does not pay for every sub-command's imports.
-    from sessionforce.cli import emulator_cmd
+    # Imported here so that `sessionforce --version` does not pay for every sub-command's imports; the
+    # command modules themselves import their heavy dependencies (Rich, the client, the emulator) lazily.
+    from sessionforce.cli import chat, emulator_cmd
 
+    chat.register(app)
     emulator_cmd.register(app)
 
 
 def main() -> None:
     """Entry point of the ``sessionforce`` console script."""
     _register_commands()
-    app()
+    app(prog_name="sessionforce")

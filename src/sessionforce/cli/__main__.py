@@ -1,0 +1,5 @@
+"""``python -m sessionforce.cli``: the same as the ``sessionforce`` script."""
+
+from sessionforce.cli.app import main
+
+main()

@@ -1,0 +1,131 @@
+"""One place that turns errors into exit codes and one or two plain lines (tracebacks only with --debug).
+
+Exit codes (also in ``sessionforce --help`` and docs/cli.md):
+
+====  =====================================================================
+0     success
+1     failures: a ``run`` expectation failed, ``config check`` failed, or an unexpected error
+2     usage error, bad input file, or configuration error
+3     cannot reach the org or emulator, or authentication failed
+130   interrupted (Ctrl-C)
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "CliError",
+    "debug_enabled",
+    "exit_code_for",
+    "guard",
+    "message_for",
+    "set_debug",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 failures (run expectations, config check); 2 usage, bad input or config error; "
+    "3 cannot reach the org/emulator or authentication failed; 130 interrupted."
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_debug = False
+
+
+class CliError(Exception):
+    """An error the CLI reports as it is, with the exit code it chose."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def set_debug(value: bool) -> None:
+    """Turn tracebacks on or off (the root ``--debug`` option, or ``SESSIONFORCE_DEBUG=1``)."""
+    global _debug
+    _debug = value
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` (or ``SESSIONFORCE_DEBUG=1``) asked for tracebacks."""
+    return _debug or os.environ.get("SESSIONFORCE_DEBUG", "") not in ("", "0")
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code an error maps to."""
+    from sessionforce import errors as e
+
+    if isinstance(exc, CliError):
+        return exc.code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, e.ConfigError | e.InvalidArgument):
+        return EXIT_USAGE
+    if isinstance(exc, e.AuthError | e.TransportError | e.NotFound) and not isinstance(exc, e.SessionNotFound):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, e.StoreUnavailable):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED
+
+
+def message_for(exc: BaseException) -> str:
+    """The one or two lines to print for an error. Library messages never hold secrets."""
+    from sessionforce import errors as e
+
+    if isinstance(exc, CliError):
+        return f"error: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, e.ConnectionFailed):
+        return f"error: cannot reach the server: {exc}"
+    if isinstance(exc, e.SessionforceError):
+        return f"error: {exc}"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"error: {exc.strerror or exc}{where}"
+    return f"error: unexpected {type(exc).__name__}: {exc}\n(run with --debug for the traceback, and report it)"
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` to stderr (with its traceback under --debug) and return its exit code."""
+    if debug_enabled():
+        traceback.print_exception(exc, file=sys.stderr)
+    print(message_for(exc), file=sys.stderr)
+    return exit_code_for(exc)
+
+
+def guard(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command: library, OS and unexpected errors become a short message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise typer.Exit(report(exc)) from None
+
+    return wrapper
