@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Self
 from sessionforce._logging import bind_log_context, log_context, update_log_context
 from sessionforce.conversation_types import ConversationOptions, ConversationReply, ConversationStream
 from sessionforce.errors import (
+    APIStatusError,
     ConversationEnded,
     ConversationError,
     DeliveryUnknown,
@@ -37,6 +38,7 @@ from sessionforce.errors import (
     SessionNotFound,
     StaleRecord,
     StreamInterrupted,
+    TransportError,
 )
 from sessionforce.events import ConversationEvent, EventHook, EventKind, Hooks
 from sessionforce.locks import LocalLocks, TurnLock, worker_identity
@@ -315,7 +317,13 @@ class Conversation:
         if record.status is ConversationStatus.ACTIVE and record.session_id:
             if idle is None or self.options.clock() - record.last_activity_at <= idle:
                 return None, None
-            await self._close_session(turn, "Expiration", SessionState.EXPIRED)
+            try:
+                await self._close_session(turn, "Expiration", SessionState.EXPIRED)
+            except (APIStatusError, TransportError) as exc:
+                # Ending the stale session only frees server resources (it expires there anyway): the
+                # user's turn must not fail for it.
+                logger.warning("could not end the idle session: %s", exc, extra=log_context())
+                await self._mark_closed(turn, SessionState.EXPIRED, "Expiration")
             reason: str | None = "idle"
         elif record.agent_ended:
             if self.options.on_agent_end == "raise":

@@ -147,6 +147,21 @@ async def test_client_idle_policy_starts_fresh_without_a_404(client: AsyncAgentC
     await conv.end()
 
 
+async def test_idle_policy_survives_a_failing_end_of_the_stale_session(
+    client: AsyncAgentClient, admin: Admin
+) -> None:
+    now = [2_000_000.0]
+    conv = client.conversation("idle-end-fails", idle_timeout=60, clock=lambda: now[0])
+    await conv.send("one")
+    now[0] += 61
+    admin.faults({"route": "end_session", "status": 500})
+    reply = await conv.send("two")
+    assert reply.resumed
+    assert reply.text == "You said: two"
+    admin.faults()
+    await conv.end()
+
+
 async def test_replay_resume_carries_context_into_the_new_session(client: AsyncAgentClient, admin: Admin) -> None:
     async with client.conversation("replay", resume="replay") as conv:
         await conv.send("my name is Ada")
