@@ -1,0 +1,47 @@
+"""Each benchmark runs in its smoke size and prints its ratio lines. Targets are NOT asserted: this
+machine is small and noisy, and timed assertions would flake. The real numbers are in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(name: str, timeout: float) -> str:
+    result = subprocess.run([sys.executable, "-m", f"bench.{name}", "--smoke"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"bench.{name} --smoke failed:\n{result.stdout}\n{result.stderr}"
+    assert "command: python -m bench." in result.stdout
+    assert "machine: " in result.stdout
+    return result.stdout
+
+
+def test_client_overhead_smoke() -> None:
+    out = _run("client_overhead", 50)
+    assert "RATIO one at a time | Conversation.send (memory) vs bare aiohttp:" in out
+    assert "RATIO one at a time | Conversation.send (sqlite) vs bare aiohttp:" in out
+    assert "in flight | Conversation.send (memory) vs bare aiohttp:" in out
+    assert "RATIO blocking, one at a time | AgentClient.send_message vs requests.Session:" in out
+
+
+@pytest.mark.timeout(60)
+def test_scale_smoke() -> None:
+    out = _run("scale", 55)
+    assert "sessionforce Conversation.send, burst" in out
+    assert "peak RSS:" in out
+    assert "RATIO scale | bytes per idle conversation" in out
+
+
+def test_emulator_capacity_smoke() -> None:
+    out = _run("emulator_capacity", 50)
+    assert "RATIO emulator capacity | emulator vs minimal app:" in out
+
+
+def test_streaming_smoke() -> None:
+    out = _run("streaming", 50)
+    assert "RATIO streaming first byte -> first text | sessionforce vs bare:" in out
