@@ -29,8 +29,10 @@ def out_console() -> Console:
     from rich.console import Console
 
     console = Console(highlight=False)
-    # Piped output is for scripts and files: one line per item, never wrapped at an imagined width.
-    console.soft_wrap = not console.is_terminal
+    if not console.is_terminal:
+        # Piped output is for scripts and files: one line per item, never cut at an imagined 80 columns.
+        console.soft_wrap = True
+        console.width = max(console.width, 250)
     return console
 
 

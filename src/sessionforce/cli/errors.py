@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -123,8 +124,8 @@ def guard(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # Click prints usage errors itself (exit 2)
         except (Exception, KeyboardInterrupt) as exc:
             raise typer.Exit(report(exc)) from None
 
