@@ -6,6 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sessionforce.cli.errors import EXIT_UNREACHABLE, CliError
@@ -96,9 +97,11 @@ def open_target(
     allow_emulator: bool = True,
     announce: Console | None = None,
     what: str = "chatting with",
+    emulator_agents: Path | None = None,
 ) -> Iterator[Target]:
     """The configured org, or (with no org configured and ``allow_emulator``) the built-in emulator for
-    the ``with`` block, announced in one dim line on ``announce``."""
+    the ``with`` block (with ``emulator_agents``' scripted agents, else the demo agent), announced in one
+    dim line on ``announce``."""
     resolved = resolve_settings(profile, agent=agent, store=store)
     name = resolved.profile.name if resolved.profile else None
     if resolved.has_org:
@@ -110,15 +113,20 @@ def open_target(
             "SF_CLIENT_SECRET and SF_AGENT_ID, or run `sessionforce config init`.",
             EXIT_UNREACHABLE,
         )
-    from sessionforce.emulator import run_emulator
+    from sessionforce.emulator import AgentConfigError, run_emulator
     from sessionforce.settings import ClientSettings
 
-    with run_emulator() as emu:
+    stack = contextlib.ExitStack()
+    try:
+        emu = stack.enter_context(run_emulator(agents=emulator_agents))
+    except AgentConfigError as exc:
+        raise CliError(str(exc)) from None
+    with stack:
         agent_id = agent or emu.default_agent_id
         settings = ClientSettings.load(my_domain=emu.url, client_id=emu.client_id, client_secret=emu.client_secret,
                                        agent_id=agent_id, base_url=emu.url)
         if announce is not None:
-            label = "demo agent" if agent_id == emu.default_agent_id else "agent"
+            label = "demo agent" if emulator_agents is None and agent_id == emu.default_agent_id else "agent"
             announce.print(f"[dim]No org configured: {what} the built-in emulator ({label} {agent_id}) "
                            f"at {emu.url}[/dim]")
         yield Target(settings, resolved.store_url, emu, None)
