@@ -42,7 +42,6 @@ from sessionforce.streaming import (
     ReplyAssembler,
     SSEDecoder,
     StreamEvent,
-    is_end_of_turn,
     protocol_error,
     raise_for_error_messages,
     stream_event_from_sse,
@@ -400,15 +399,15 @@ class MessageStream(EventStream[Reply]):
             try:
                 async for chunk in response.content.iter_any():
                     for sse in decoder.feed(chunk):
-                        if is_end_of_turn(sse):
+                        # One JSON parse per event: stream_event_from_sse answers None for the EndOfTurn marker.
+                        event = None if sse.event == "EndOfTurn" else stream_event_from_sse(sse)
+                        if event is None:
                             await self._drain(response)
                             self.reply = self._assembler.reply()
                             yield EndOfTurnEvent(self.reply)
                             return
-                        event = stream_event_from_sse(sse)
-                        if event is not None:
-                            self._assembler.add(event)
-                            yield event
+                        self._assembler.add(event)
+                        yield event
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._interrupted(f"{type(exc).__name__}: {exc}") from exc
             raise self._interrupted("the connection closed before the end of turn")

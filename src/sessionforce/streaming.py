@@ -89,9 +89,14 @@ class SSEDecoder:
         events: list[ServerSentEvent] = []
         start = 0
         length = len(buffer)
+        # Where the next CR and LF are; searched again only once passed (not from every line start,
+        # which rescanned a whole chunk per line: quadratic in the lines of a chunk).
+        cr = lf = -2
         while start < length:
-            cr = buffer.find("\r", start)
-            lf = buffer.find("\n", start)
+            if cr != -1 and cr < start:
+                cr = buffer.find("\r", start)
+            if lf != -1 and lf < start:
+                lf = buffer.find("\n", start)
             if cr == -1 and lf == -1:
                 break
             if cr == -1 or (lf != -1 and lf < cr):
