@@ -97,3 +97,18 @@ def test_unreachable_org_exits_3(cli: Cli, suite: Path) -> None:
                     "SF_AGENT_ID": "0Xx000000000000001", "SESSIONFORCE_MAX_RETRIES": "0"})
     result = cli.run("run", str(suite))
     assert result.returncode == 3, result.stdout + result.stderr
+
+
+def test_the_suite_in_docs_cli_md_is_valid(tmp_path: Path) -> None:
+    import re
+
+    from sessionforce.cli.scenario import load_suite
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    block = re.search(r"```yaml\n(agent:.*?)```", doc, re.DOTALL)
+    assert block
+    path = tmp_path / "doc.yaml"
+    path.write_text(block.group(1))
+    suite = load_suite(path)
+    assert suite.conversations[0].turns[0].expect.contains == ["Tuesday"]
+    assert suite.conversations[0].turns[3].answer == "yes"
