@@ -17,7 +17,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sessionforce.auth import TokenProvider
+from sessionforce.auth import AccessToken, TokenProvider
 from sessionforce.errors import InvalidArgument, SessionNotFound, StreamInterrupted
 from sessionforce.http import RetryPolicy, Timeouts, Transport
 from sessionforce.models import (
@@ -237,6 +237,11 @@ class AsyncAgentClient:
         )
 
     # ------------------------------------------------------------------ calls
+
+    async def fetch_token(self) -> AccessToken:
+        """The access token calls use (fetched now if there is none): proves the credentials and My Domain
+        work. Its ``value`` is a secret: never log it."""
+        return await self._transport.token_provider.get_token(self._transport.post_form)
 
     async def start_session(
         self,

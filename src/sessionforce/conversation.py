@@ -155,7 +155,7 @@ class Conversation:
             greeting, reason = await self._ensure_session(turn)
         if greeting is None:
             return None
-        return self._reply(greeting, reason, None)
+        return self._reply(greeting, reason, None, None)
 
     async def send(
         self,
@@ -285,12 +285,21 @@ class Conversation:
             raise StaleRecord(f"Conversation {self.conversation_id!r} vanished while it was being created.")
         return record
 
-    async def _emit(self, kind: EventKind, turn: _Turn, sequence_id: int | None = None, **detail: Any) -> None:
+    async def _emit(
+        self,
+        kind: EventKind,
+        turn: _Turn,
+        sequence_id: int | None = None,
+        session_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """Fire an event; ``session_id`` names the session when it is no longer the record's live one."""
         if self.hooks:
             record = turn.record
             await self.hooks.emit(
                 ConversationEvent(
-                    kind, self.conversation_id, record.session_id, record.external_session_key, sequence_id, detail
+                    kind, self.conversation_id, session_id or record.session_id, record.external_session_key,
+                    sequence_id, detail,
                 )
             )
 
@@ -333,8 +342,13 @@ class Conversation:
                 )
             reason = "agent_ended"
         elif record.sessions:
-            last = record.sessions[-1].state
-            reason = "expired" if last is SessionState.EXPIRED else "ended"
+            last = record.sessions[-1]
+            if last.state is SessionState.EXPIRED:
+                reason = "expired"
+            elif last.end_reason == "UserRequest":
+                reason = None  # the app ended it on purpose: the next session is a fresh start, not a resume
+            else:
+                reason = "ended"
         else:
             reason = None
         return await self._start_session(turn, reason), reason
@@ -367,7 +381,7 @@ class Conversation:
             "session_started", session_id=session.session_id, reply=_messages(session.greeting),
             detail={"resume_reason": reason, "previous_session_id": previous, "external_session_key": key},
         )
-        await self._emit(EventKind.SESSION_STARTED, turn, resume_reason=reason)
+        await self._emit(EventKind.SESSION_STARTED, turn, resume_reason=reason, greeting=session.greeting)
         if reason is not None:
             await self._emit(EventKind.RESUMED, turn, reason=reason, previous_session_id=previous)
         if plan is not None and plan.preamble:
@@ -394,7 +408,7 @@ class Conversation:
         ended = await self.client.end_session(session_id, reason)
         final_state = state if ended is not None else SessionState.EXPIRED
         await self._mark_closed(turn, final_state, reason if ended is not None else "AlreadyGone")
-        await self._emit(EventKind.ENDED, turn, reason=reason, session_id=session_id)
+        await self._emit(EventKind.ENDED, turn, None, session_id, reason=reason)
         return True
 
     async def _mark_closed(self, turn: _Turn, state: SessionState, reason: str | None, **changes: Any) -> None:
@@ -422,7 +436,7 @@ class Conversation:
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}.")
         async with self._turn() as turn:
             interrupted = await self._report_pending(turn)
-            _, reason = await self._ensure_session(turn)
+            greeting, reason = await self._ensure_session(turn)
             resumed_once = False
             loop = asyncio.get_running_loop()
             locked_until = loop.time() + self.options.lock_wait
@@ -477,8 +491,8 @@ class Conversation:
                         raise
                     logger.info("session expired (404); starting a new one and resending", extra=log_context())
                     await self._mark_closed(turn, SessionState.EXPIRED, "Expired", pending=None)
-                    await self._emit(EventKind.ENDED, turn, seq, reason="Expired", session_id=session_id)
-                    await self._start_session(turn, "expired")
+                    await self._emit(EventKind.ENDED, turn, seq, session_id, reason="Expired")
+                    greeting = await self._start_session(turn, "expired")
                     reason = "expired"
                     resumed_once = True
                     pending = None
@@ -502,10 +516,10 @@ class Conversation:
                     await self._fail(turn, pending, "error", str(exc))
                     raise
                 try:
-                    result = await self._finish(turn, pending, reply, started, reason, interrupted)
+                    result = await self._finish(turn, pending, reply, started, reason, interrupted, greeting)
                 except ConversationError as exc:
                     # The agent answered but the store could not record it: hand the answer over anyway.
-                    exc.reply = self._reply(reply, reason, interrupted)
+                    exc.reply = self._reply(reply, reason, interrupted, greeting)
                     raise
                 yield result
                 return
@@ -528,6 +542,7 @@ class Conversation:
         started: float,
         reason: str | None,
         interrupted: PendingTurn | None,
+        greeting: Reply | None,
     ) -> ConversationReply:
         now = self.options.clock()
         await turn.log(
@@ -544,12 +559,16 @@ class Conversation:
             await turn.save(**changes)
         await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=reply.awaiting.value)
         if reply.ended:
-            await self._emit(EventKind.ENDED, turn, pending.sequence_id, reason=reply.end_reason, by="agent")
-        return self._reply(reply, reason, interrupted)
+            await self._emit(
+                EventKind.ENDED, turn, pending.sequence_id, pending.session_id, reason=reply.end_reason, by="agent"
+            )
+        return self._reply(reply, reason, interrupted, greeting)
 
-    def _reply(self, reply: Reply, reason: str | None, interrupted: PendingTurn | None) -> ConversationReply:
+    def _reply(
+        self, reply: Reply, reason: str | None, interrupted: PendingTurn | None, greeting: Reply | None
+    ) -> ConversationReply:
         return ConversationReply(
             messages=reply.messages, session_id=reply.session_id, sequence_id=reply.sequence_id,
-            resumed=reason is not None,
-            resume_reason=reason, interrupted_turn=interrupted,
+            resumed=reason is not None, resume_reason=reason, interrupted_turn=interrupted,
+            greeting=greeting if greeting is not reply else None,
         ).bind(self)

@@ -62,6 +62,8 @@ class TurnReply(Reply):
     resume_reason: str | None = None
     interrupted_turn: PendingTurn | None = None
     """A turn whose sender died mid-turn, found (and reported as delivery-unknown) before this one."""
+    greeting: Reply | None = None
+    """The greeting of the session this turn had to start (first turn, resume, restart), if any."""
 
     def question_id(self) -> str:
         """The id of the ``Confirm``/``Inquire`` message to answer; :class:`InvalidArgument` if none."""
@@ -92,6 +94,10 @@ class ConversationReply(TurnReply):
     async def answer(self, text: str) -> ConversationReply:
         """Answer the agent's ``Confirm`` or ``Inquire`` with a ``Reply`` turn (``inReplyToMessageId``)."""
         return await self._owner().send(text, message_type="Reply", in_reply_to=self.question_id())
+
+    def stream_answer(self, text: str) -> ConversationStream:
+        """Like :meth:`answer`, streaming the agent's next reply as it arrives."""
+        return self._owner().stream(text, message_type="Reply", in_reply_to=self.question_id())
 
     async def feedback(self, feedback: Literal["GOOD", "BAD"], text: str | None = None) -> None:
         """Rate this reply (``GOOD`` or ``BAD``, with an optional comment)."""

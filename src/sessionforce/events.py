@@ -20,6 +20,7 @@ class EventKind(enum.StrEnum):
     """What happened in a conversation."""
 
     SESSION_STARTED = "session_started"
+    """A server session started; ``detail["greeting"]`` is its greeting :class:`~sessionforce.reply.Reply`."""
     TURN_SENT = "turn_sent"
     REPLY = "reply"
     RESUMED = "resumed"

@@ -176,6 +176,7 @@ class AgentClient:
         """The private event-loop thread."""
         return self._runner
 
+    fetch_token = blocking(AsyncAgentClient.fetch_token)
     start_session = blocking(AsyncAgentClient.start_session)
     send_message = blocking(AsyncAgentClient.send_message)
     end_session = blocking(AsyncAgentClient.end_session)

@@ -51,7 +51,9 @@ def test_full_chat_in_a_terminal_with_expiry_resume_end_feedback_and_ctrl_d(cli:
         assert "https://cogandchain.example/policies/warranty" in resumed
         info = _say(child, "/info", "last sequenceId")
         assert "sessions so far" in info
-        _say(child, "/end", r"ended \(UserRequest\)", "resumed on new session", "How can I help")
+        # Ending on purpose is followed by a fresh session (with its greeting), not a "resume".
+        fresh = _say(child, "/end", r"ended \(UserRequest\)", "session .* started", "How can I help")
+        assert "resumed" not in fresh
         transcript = _say(child, "/transcript", "warranty")
         assert "session_ended" in transcript
         _say(child, "/help", "/feedback good")

@@ -373,7 +373,7 @@ async def test_secrets_never_reach_logs(emu: RunningEmulator, admin: Admin, capl
         admin.faults({"route": "send_message", "status": 503, "times": 1})
         client.transport.sleep = RecordingSleep()
         await client.send_message(s.session_id, "hi", sequence_id=1)
-        token = await client.transport.token_provider.get_token(client.transport.post_form)
+        token = await client.fetch_token()
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "retrying" in text
     assert emu.client_secret not in text

@@ -315,7 +315,7 @@ async def test_transcript_exports_as_json_lines_without_secrets(
     assert lines[1]["text"] == "my name is Ada"
     assert lines[1]["reply"][0]["message"] == "Nice to meet you, Ada!"
     assert lines[1]["client_version"]
-    token = await client.transport.token_provider.get_token(client.transport.post_form)
+    token = await client.fetch_token()
     assert emu.client_secret not in path.read_text()
     assert token.value not in path.read_text()
 
@@ -330,3 +330,40 @@ async def test_log_records_carry_the_ids(client: AsyncAgentClient, caplog: pytes
         assert r.conversationId == "logged"  # type: ignore[attr-defined]
         assert r.externalSessionKey  # type: ignore[attr-defined]
     assert any(getattr(r, "sequenceId", None) == 1 for r in records)
+
+
+async def test_new_session_greetings_and_agent_end_events(client: AsyncAgentClient, admin: Admin) -> None:
+    events: list[ConversationEvent] = []
+    conv = client.conversation("greetings", on_agent_end="restart", hooks=[("*", events.append)])
+    first = await conv.send("hello")
+    assert first.greeting is not None
+    assert "Cog & Chain" in first.greeting.text
+    assert (await conv.send("hello again")).greeting is None  # same session: no new greeting
+    bye = await conv.send("goodbye")
+    ended = [e for e in events if e.kind.value == "ended"]
+    assert ended[-1].session_id == bye.session_id  # the session the agent ended, not None
+    after = await conv.send("I'm back")
+    assert after.resume_reason == "agent_ended"
+    assert after.greeting is not None
+    await conv.end()
+
+
+async def test_a_session_the_app_ended_is_followed_by_a_fresh_one_not_a_resume(client: AsyncAgentClient) -> None:
+    events: list[ConversationEvent] = []
+    conv = client.conversation("fresh", hooks=[("*", events.append)])
+    await conv.send("one")
+    await conv.end()
+    reply = await conv.send("two")
+    assert not reply.resumed
+    assert reply.greeting is not None
+    assert "resumed" not in [e.kind.value for e in events]
+    await conv.end()
+
+
+async def test_answering_with_a_stream(client: AsyncAgentClient) -> None:
+    async with client.conversation("stream-answer") as conv:
+        asked = await conv.send("book a repair")
+        confirm = await asked.stream_answer("2026-12-05").final_reply()
+        assert confirm.awaiting is Awaiting.CONFIRMATION
+        done = await confirm.stream_answer("yes").final_reply()
+        assert done.actions[0]["value"]["date"] == "2026-12-05"

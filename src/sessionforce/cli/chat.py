@@ -128,10 +128,8 @@ class ChatLoop:
 
     async def _chat(self) -> None:
         assert self.conv is not None
-        greeting = await self.conv.start()
-        if greeting is not None:
-            self.renderer.reply(greeting)
-        else:
+        greeting = await self.conv.start()  # a new session's greeting is shown by the session_started event
+        if greeting is None:
             record = await self.conv.record()
             session = record.session_id if record else None
             self.renderer.note(f"· continuing conversation {self.conversation_id} on session {session}")
@@ -222,9 +220,7 @@ class ChatLoop:
         self.question = None
         if not await self.conv.end():
             self.renderer.note("· no live session to end")
-        greeting = await self.conv.start()
-        if greeting is not None:
-            self.renderer.reply(greeting)
+        await self.conv.start()  # its greeting is shown by the session_started event
 
     async def _feedback(self, args: str) -> None:
         assert self.conv is not None

@@ -144,9 +144,8 @@ def check(profile: Annotated[str | None, typer.Option("--profile", "-p", help=PR
         async with AsyncAgentClient(settings=settings, store="memory://") as client:
             step = "fetch a token"
             try:
-                transport = client.transport
-                token = await transport.token_provider.get_token(transport.post_form)
-                console.print(f"  [green]✓[/green] token fetched (API host {transport.api_base(token)})")
+                token = await client.fetch_token()
+                console.print(f"  [green]✓[/green] token fetched (API host {client.transport.api_base(token)})")
                 step = f"start a session with agent {settings.agent_id}"
                 session = await client.start_session()
                 console.print(f"  [green]✓[/green] session {session.session_id} started with agent "

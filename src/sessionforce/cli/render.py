@@ -49,6 +49,7 @@ class Renderer:
         self._streamed = ""
         self._status: Status | None = None
         self._session: str | None = None
+        self._greeting: Any = None
         """The live session as the events told us (an agent-ended event no longer carries it)."""
 
     # ------------------------------------------------------------------ small lines
@@ -188,13 +189,20 @@ class Renderer:
         line: str | None = None
         if event.kind in (EventKind.SESSION_STARTED, EventKind.RESUMED):
             self._session = event.session_id
-        if event.kind is EventKind.SESSION_STARTED and not d.get("resume_reason"):
-            line = f"· session {short_id(event.session_id)} started"
+        greeting = None
+        if event.kind is EventKind.SESSION_STARTED:
+            # Every new session's greeting, whether start() or a turn (resume, restart) opened it; after a
+            # resume it waits for the "resumed" line so the screen reads in order.
+            self._greeting = d.get("greeting")
+            if not d.get("resume_reason"):
+                line = f"· session {short_id(event.session_id)} started"
+                greeting, self._greeting = self._greeting, None
         elif event.kind is EventKind.RESUMED:
             why = {"expired": "the last one expired", "idle": "the last one was idle too long",
                    "agent_ended": "the agent ended the last one", "ended": "the last one was ended"}
             reason = why.get(str(d.get("reason")), str(d.get("reason")))
             line = f"· resumed on new session {short_id(event.session_id)} ({reason})"
+            greeting, self._greeting = self._greeting, None
         elif event.kind is EventKind.ENDED:
             sid = short_id(d.get("session_id") or event.session_id or self._session)
             if d.get("reason") == "Expired":
@@ -213,6 +221,11 @@ class Renderer:
                 self.console.print()
                 self._streamed = ""
             self.note(escape(line))
+        from sessionforce.reply import Reply as ReplyType
+
+        if isinstance(greeting, ReplyType) and greeting.messages:
+            for message in greeting.messages:
+                self.message(message)
 
     # ------------------------------------------------------------------ /info and /transcript
 
