@@ -303,7 +303,8 @@ class AsyncAgentClient:
         response = await self._transport.request("POST", path, body=body, on_session=True)
         parsed = parse_response(MessagesResponse, response.body, response.status)
         raise_for_error_messages(parsed.messages, response.body)
-        return Reply(messages=parsed.messages, session_id=session_id, sequence_id=sequence_id)
+        # model_construct: the messages were just validated with the response; do not pay for it twice.
+        return Reply.model_construct(messages=parsed.messages, session_id=session_id, sequence_id=sequence_id)
 
     def stream_message(
         self,

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
@@ -74,13 +74,22 @@ class _Turn:
         self.lock = lock
         self.record = record
 
-    async def save(self, **changes: Any) -> ConversationRecord:
-        self.record = await self.conversation.store.save(self.record.model_copy(update=changes), fence=self.lock.fence)
+    async def save(self, *, log: Sequence[TranscriptEntry] = (), **changes: Any) -> ConversationRecord:
+        """Save the record with ``changes``, appending ``log`` to the transcript in the same atomic step."""
+        self.record = await self.conversation.store.save(
+            self.record.replace(**changes), fence=self.lock.fence, transcript=log
+        )
         return self.record
 
+    def entry(self, kind: str, **fields: Any) -> TranscriptEntry:
+        """A transcript entry stamped now."""
+        return TranscriptEntry(kind=kind, at=self.conversation.options.clock(), **fields)
+
     async def log(self, kind: str, **fields: Any) -> None:
-        entry = TranscriptEntry(kind=kind, at=self.conversation.options.clock(), **fields)
-        await self.conversation.store.append_transcript(self.record.conversation_id, entry, fence=self.lock.fence)
+        """Append one transcript entry on its own (when there is no record change to go with it)."""
+        await self.conversation.store.append_transcript(
+            self.record.conversation_id, self.entry(kind, **fields), fence=self.lock.fence
+        )
 
 
 def _messages(reply: Reply) -> list[dict[str, Any]]:
@@ -225,7 +234,7 @@ class Conversation:
     async def export_jsonl(self, destination: str | Path | IO[str]) -> int:
         """Write the transcript as JSON Lines (one entry per line); returns the number of lines."""
         entries = await self.transcript()
-        lines = [entry.model_dump_json() + "\n" for entry in entries]
+        lines = [entry.to_json() + "\n" for entry in entries]
         if isinstance(destination, str | Path):
             await asyncio.to_thread(Path(destination).write_text, "".join(lines), encoding="utf-8")
         else:
@@ -311,11 +320,11 @@ class Conversation:
             "turn %d (sent by %s) was interrupted: delivery unknown", pending.sequence_id, pending.owner,
             extra=log_context(),
         )
-        await turn.log(
+        entry = turn.entry(
             "delivery_unknown", session_id=pending.session_id, sequence_id=pending.sequence_id, text=pending.text,
             message_type=pending.message_type, detail={"cause": "sender stopped mid-turn", "owner": pending.owner},
         )
-        await turn.save(pending=None)
+        await turn.save(pending=None, log=[entry])
         await self._emit(EventKind.DELIVERY_UNKNOWN, turn, pending.sequence_id, owner=pending.owner)
         return pending
 
@@ -371,16 +380,16 @@ class Conversation:
         )
         now = self.options.clock()
         info = SessionInfo(session_id=session.session_id, external_session_key=key, started_at=now)
-        await turn.save(
-            status=ConversationStatus.ACTIVE, session_id=session.session_id, sessions=[*record.sessions, info],
-            external_session_key=key, last_activity_at=now, agent_ended=False, escalated=False,
-        )
-        update_log_context(externalSessionKey=key, sessionId=session.session_id)
-        logger.info("session started%s", f" (resuming: {reason})" if reason else "", extra=log_context())
-        await turn.log(
+        started = turn.entry(
             "session_started", session_id=session.session_id, reply=_messages(session.greeting),
             detail={"resume_reason": reason, "previous_session_id": previous, "external_session_key": key},
         )
+        await turn.save(
+            status=ConversationStatus.ACTIVE, session_id=session.session_id, sessions=[*record.sessions, info],
+            external_session_key=key, last_activity_at=now, agent_ended=False, escalated=False, log=[started],
+        )
+        update_log_context(externalSessionKey=key, sessionId=session.session_id)
+        logger.info("session started%s", f" (resuming: {reason})" if reason else "", extra=log_context())
         await self._emit(EventKind.SESSION_STARTED, turn, resume_reason=reason, greeting=session.greeting)
         if reason is not None:
             await self._emit(EventKind.RESUMED, turn, reason=reason, previous_session_id=previous)
@@ -411,17 +420,25 @@ class Conversation:
         await self._emit(EventKind.ENDED, turn, None, session_id, reason=reason)
         return True
 
-    async def _mark_closed(self, turn: _Turn, state: SessionState, reason: str | None, **changes: Any) -> None:
+    async def _mark_closed(
+        self,
+        turn: _Turn,
+        state: SessionState,
+        reason: str | None,
+        log: Sequence[TranscriptEntry] = (),
+        **changes: Any,
+    ) -> None:
         record = turn.record
         now = self.options.clock()
         sessions = [
-            s.model_copy(update={"state": state, "ended_at": now, "end_reason": reason})
-            if s.session_id == record.session_id
-            else s
+            s.replace(state=state, ended_at=now, end_reason=reason) if s.session_id == record.session_id else s
             for s in record.sessions
         ]
-        await turn.save(status=ConversationStatus.IDLE, session_id=None, sessions=sessions, **changes)
-        await turn.log("session_ended", session_id=record.session_id, detail={"state": state.value, "reason": reason})
+        detail = {"state": state.value, "reason": reason}
+        ended = turn.entry("session_ended", session_id=record.session_id, detail=detail)
+        await turn.save(
+            status=ConversationStatus.IDLE, session_id=None, sessions=sessions, log=[*log, ended], **changes
+        )
 
     async def _run(
         self,
@@ -526,11 +543,11 @@ class Conversation:
 
     async def _fail(self, turn: _Turn, pending: PendingTurn, kind: str, why: str, **detail: Any) -> None:
         # Also runs while the task is being cancelled: the record must not keep a stale pending turn.
-        await turn.save(pending=None)
-        await turn.log(
+        entry = turn.entry(
             kind, session_id=pending.session_id, sequence_id=pending.sequence_id, text=pending.text,
             message_type=pending.message_type, detail={"error": why, **detail},
         )
+        await turn.save(pending=None, log=[entry])
         if kind == "delivery_unknown":
             await self._emit(EventKind.DELIVERY_UNKNOWN, turn, pending.sequence_id, error=why)
 
@@ -545,7 +562,7 @@ class Conversation:
         greeting: Reply | None,
     ) -> ConversationReply:
         now = self.options.clock()
-        await turn.log(
+        entry = turn.entry(
             "turn", session_id=pending.session_id, sequence_id=pending.sequence_id, text=pending.text,
             message_type=pending.message_type, reply=_messages(reply), duration_ms=(now - started) * 1000,
             detail={"resumed": reason} if reason else {},
@@ -554,9 +571,9 @@ class Conversation:
         if reply.escalated:
             changes["escalated"] = True
         if reply.ended:
-            await self._mark_closed(turn, SessionState.ENDED, reply.end_reason, agent_ended=True, **changes)
+            await self._mark_closed(turn, SessionState.ENDED, reply.end_reason, [entry], agent_ended=True, **changes)
         else:
-            await turn.save(**changes)
+            await turn.save(log=[entry], **changes)
         await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=reply.awaiting.value)
         if reply.ended:
             await self._emit(
@@ -567,7 +584,8 @@ class Conversation:
     def _reply(
         self, reply: Reply, reason: str | None, interrupted: PendingTurn | None, greeting: Reply | None
     ) -> ConversationReply:
-        return ConversationReply(
+        # model_construct: the messages were validated when the reply was read; do not pay for it twice.
+        return ConversationReply.model_construct(
             messages=reply.messages, session_id=reply.session_id, sequence_id=reply.sequence_id,
             resumed=reason is not None, resume_reason=reason, interrupted_turn=interrupted,
             greeting=greeting if greeting is not reply else None,

@@ -24,9 +24,13 @@ __all__ = ["LocalLocks", "TurnLock", "worker_identity"]
 logger = logging.getLogger("sessionforce.conversation")
 
 
+_HOST = socket.gethostname()
+
+
 def worker_identity() -> str:
-    """``host:pid``: who holds a lease, for reports of interrupted turns."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid``: who holds a lease, for reports of interrupted turns (the pid is read each time: a
+    forked worker is someone else)."""
+    return f"{_HOST}:{os.getpid()}"
 
 
 @dataclass(slots=True)

@@ -114,7 +114,7 @@ async def test_save_bumps_the_version_and_load_returns_the_saved_record(h: Harne
     first = await h.store.save(new_record("c1", metadata={"a": [1, "x"]}))
     assert first.version == 1
     assert await h.store.load("c1") == first
-    second = await h.store.save(first.model_copy(update={"turns": 3}))
+    second = await h.store.save(first.replace(turns=3))
     assert second.version == 2
     assert second.turns == 3
     assert await h.store.load("c1") == second
@@ -122,9 +122,9 @@ async def test_save_bumps_the_version_and_load_returns_the_saved_record(h: Harne
 
 async def test_a_stale_save_raises_and_keeps_the_newer_record(h: Harness) -> None:
     v1 = await h.store.save(new_record("c1"))
-    v2 = await h.store.save(v1.model_copy(update={"turns": 1}))
+    v2 = await h.store.save(v1.replace(turns=1))
     with pytest.raises(StaleRecord, match="c1"):
-        await h.store.save(v1.model_copy(update={"turns": 99}))
+        await h.store.save(v1.replace(turns=99))
     assert await h.store.load("c1") == v2
 
 
@@ -166,13 +166,34 @@ async def test_a_fenced_save_and_append_succeed_under_the_live_lease(h: Harness)
     await h.store.release(lease)
 
 
+async def test_a_save_appends_its_transcript_entries_in_the_same_atomic_step(h: Harness) -> None:
+    lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    first = TranscriptEntry(kind="turn", at=1.0, text="one")
+    saved = await h.store.save(new_record("c1"), fence=lease.fence, transcript=[first])
+    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=2.0, text="two"), fence=lease.fence)
+    later = [TranscriptEntry(kind="turn", at=3.0, text="three"), TranscriptEntry(kind="session_ended", at=3.5)]
+    await h.store.save(saved.replace(turns=3), fence=lease.fence, transcript=later)
+    assert [e.text for e in await h.store.transcript("c1")] == ["one", "two", "three", None]
+    # A refused save appends nothing: record and transcript never disagree.
+    with pytest.raises(StaleRecord):
+        await h.store.save(saved.replace(turns=9), fence=lease.fence, transcript=[TranscriptEntry(kind="x", at=4.0)])
+    await h.store.release(lease)
+    with pytest.raises(LeaseLost):
+        await h.store.save(
+            (await h.store.load("c1")).replace(turns=10),  # type: ignore[union-attr]
+            fence=lease.fence,
+            transcript=[TranscriptEntry(kind="y", at=5.0)],
+        )
+    assert [e.kind for e in await h.store.transcript("c1")] == ["turn", "turn", "turn", "session_ended"]
+
+
 async def test_writes_with_an_old_fence_are_refused_after_a_new_lease(h: Harness) -> None:
     old = await h.store.acquire("c1", owner="A", ttl=h.ttl, wait=0)
     saved = await h.store.save(new_record("c1"), fence=old.fence)
     await h.pass_time(h.ttl * 1.5)
     new = await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
     with pytest.raises(LeaseLost, match="c1"):
-        await h.store.save(saved.model_copy(update={"turns": 1}), fence=old.fence)
+        await h.store.save(saved.replace(turns=1), fence=old.fence)
     with pytest.raises(LeaseLost):
         await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), fence=old.fence)
     assert await h.store.load("c1") == saved
@@ -308,7 +329,7 @@ async def test_list_filters_by_status_and_idle_time_oldest_first(h: Harness) -> 
 
 async def test_list_follows_status_and_activity_changes(h: Harness) -> None:
     rec = await h.store.save(new_record("c1", status=ConversationStatus.ACTIVE, last_activity_at=100.0))
-    await h.store.save(rec.model_copy(update={"status": ConversationStatus.IDLE, "last_activity_at": 700.0}))
+    await h.store.save(rec.replace(status=ConversationStatus.IDLE, last_activity_at=700.0))
     assert await h.store.list_conversations(status=ConversationStatus.ACTIVE) == []
     [found] = await h.store.list_conversations(status=ConversationStatus.IDLE)
     assert (found.conversation_id, found.last_activity_at, found.version) == ("c1", 700.0, 2)
@@ -392,9 +413,9 @@ def test_any_valid_record_and_entry_round_trip(kind: str, request: pytest.Fixtur
     @given(record=records, text=st.text(), detail=st.dictionaries(st.text(max_size=8), json_values, max_size=3))
     def check(record: ConversationRecord, text: str, detail: dict[str, Any]) -> None:
         # Any id is fine; the suffix keeps examples apart (each is a version-0 insert).
-        record = record.model_copy(update={"conversation_id": f"{record.conversation_id}/{uuid.uuid4().hex}"})
+        record = record.replace(conversation_id=f"{record.conversation_id}/{uuid.uuid4().hex}")
         saved = loop.run_until_complete(store.save(record))
-        assert saved == record.model_copy(update={"version": 1})
+        assert saved == record.replace(version=1)
         assert loop.run_until_complete(store.load(record.conversation_id)) == saved
         entry = TranscriptEntry(kind="turn", at=1.5, text=text, detail=detail)
         loop.run_until_complete(store.append_transcript(record.conversation_id, entry))

@@ -70,7 +70,7 @@ async def _turns(store: Store, worker: int, start: Barrier) -> None:
             record = await store.load(CID)
             assert record is not None
             counter = record.metadata["counter"] + 1
-            await store.save(record.model_copy(update={"metadata": {"counter": counter}}), fence=lease.fence)
+            await store.save(record.replace(metadata={"counter": counter}), fence=lease.fence)
             ended = time.time()
             detail = {"worker": worker, "i": i, "start": began, "end": ended, "counter": counter}
             await store.append_transcript(CID, TranscriptEntry(kind="turn", at=ended, detail=detail), fence=lease.fence)

@@ -103,7 +103,7 @@ def list_(
     wanted = ConversationStatus(status) if status else None
     records = _with_store(store, profile, lambda s: s.list_conversations(status=wanted, limit=limit))
     if as_json:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        print(json.dumps([r.to_dict() for r in records], indent=2))
         return
     from rich.table import Table
 
@@ -141,8 +141,8 @@ def show(
 
     record, entries = _with_store(store, profile, work)
     if as_json:
-        print(json.dumps({"record": record.model_dump(mode="json"),
-                          "transcript": [e.model_dump(mode="json") for e in entries]}, indent=2))
+        print(json.dumps({"record": record.to_dict(),
+                          "transcript": [e.to_dict() for e in entries]}, indent=2))
         return
     from sessionforce.cli.render import Renderer
 
@@ -258,7 +258,7 @@ def export(
     """
     async def work(s: Store) -> list[str]:
         await _load(s, conversation_id)
-        return [entry.model_dump_json() for entry in await s.transcript(conversation_id)]
+        return [entry.to_json() for entry in await s.transcript(conversation_id)]
 
     lines = _with_store(store, profile, work)
     text = "".join(line + "\n" for line in lines)

@@ -1,15 +1,16 @@
 """`MemoryStore`: conversation state in this process's memory (tests, scripts, single-process apps).
 
-Records handed to :meth:`MemoryStore.save` are kept as they are, not copied: the conversation layer
-never mutates a record after saving it (it builds a new one with ``model_copy``), which keeps this
-store off the hot path's CPU budget.
+Records are kept as the objects saved (the conversation layer never changes a record after saving it;
+it builds a new one with ``replace``). Transcript entries are kept as their JSON text: one small object
+each instead of a tree of dicts, which keeps a long-running process's memory and garbage-collector
+passes small.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sessionforce.errors import ConversationBusy, InvalidArgument, LeaseLost, StaleRecord
 from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
@@ -23,7 +24,7 @@ class MemoryStore:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._records: dict[str, ConversationRecord] = {}
-        self._transcripts: dict[str, list[TranscriptEntry]] = {}
+        self._transcripts: dict[str, list[str]] = {}
         self._leases: dict[str, Lease] = {}
         self._fences: dict[str, int] = {}
         self._released: dict[str, asyncio.Event] = {}
@@ -45,8 +46,10 @@ class MemoryStore:
         """The stored record, or ``None``."""
         return self._records.get(conversation_id)
 
-    async def save(self, record: ConversationRecord, *, fence: int | None = None) -> ConversationRecord:
-        """Compare-and-save by version; see :class:`~sessionforce.store.base.Store`."""
+    async def save(
+        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+    ) -> ConversationRecord:
+        """Compare-and-save by version (appending ``transcript``); see :class:`~sessionforce.store.base.Store`."""
         self._check_fence(record.conversation_id, fence)
         current = self._records.get(record.conversation_id)
         stored_version = current.version if current is not None else 0
@@ -55,8 +58,10 @@ class MemoryStore:
                 f"Conversation {record.conversation_id!r} was saved by someone else (version {stored_version}, "
                 f"this write expected {record.version}). What to do: reload it and apply the change again."
             )
-        saved = record.model_copy(update={"version": record.version + 1})
+        saved = record.replace(version=record.version + 1)
         self._records[record.conversation_id] = saved
+        if transcript:
+            self._transcripts.setdefault(record.conversation_id, []).extend(e.to_json() for e in transcript)
         return saved
 
     async def append_transcript(
@@ -64,11 +69,11 @@ class MemoryStore:
     ) -> None:
         """Append one transcript entry."""
         self._check_fence(conversation_id, fence)
-        self._transcripts.setdefault(conversation_id, []).append(entry)
+        self._transcripts.setdefault(conversation_id, []).append(entry.to_json())
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
-        return list(self._transcripts.get(conversation_id, ()))
+        return [TranscriptEntry.from_json(text) for text in self._transcripts.get(conversation_id, ())]
 
     async def list_conversations(
         self,

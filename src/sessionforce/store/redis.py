@@ -56,7 +56,8 @@ return {1, fence}
 """
 
 # KEYS: rec, lease, tx, idx of the new status, idx of every other status.
-# ARGV: expected version, json, fence ('' = unfenced), retention_ms, id, score. -> {1} | {-1} lost | {-2, stored}
+# ARGV: expected version, json, fence ('' = unfenced), retention_ms, id, score, transcript entries...
+# -> {1} | {-1} lost | {-2, stored}
 _SAVE = (
     _FENCE_OF
     + """
@@ -66,6 +67,7 @@ local stored = 0
 if current then stored = cjson.decode(current)['version'] end
 if stored ~= tonumber(ARGV[1]) then return {-2, stored} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[5]) end
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
@@ -214,17 +216,20 @@ class RedisStore:
     async def load(self, conversation_id: str) -> ConversationRecord | None:
         """The stored record, or ``None``."""
         blob = await self._io(self._client.get(self._key("rec", conversation_id)))
-        return None if blob is None else ConversationRecord.model_validate_json(blob)
+        return None if blob is None else ConversationRecord.from_json(blob)
 
-    async def save(self, record: ConversationRecord, *, fence: int | None = None) -> ConversationRecord:
-        """Compare-and-save by version and fence in one Lua script; see ``Store``."""
-        saved = record.model_copy(update={"version": record.version + 1})
+    async def save(
+        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+    ) -> ConversationRecord:
+        """Compare-and-save by version and fence (appending ``transcript``) in one Lua script; see ``Store``."""
+        saved = record.replace(version=record.version + 1)
         cid = record.conversation_id
         keys = [self._key("rec", cid), self._key("lease", cid), self._key("tx", cid), self._idx(saved.status)]
         keys += [self._idx(s) for s in ConversationStatus if s != saved.status]
-        args: list[Any] = [record.version, saved.model_dump_json(), "" if fence is None else fence]
+        args: list[Any] = [record.version, saved.to_json(), "" if fence is None else fence]
         args.append(self._retention_ms)
         args += [cid, repr(saved.last_activity_at)]
+        args += [entry.to_json() for entry in transcript]
         result = await self._io(self._save(keys=keys, args=args))
         if result[0] == -1:
             raise self._lost(cid, fence or 0)
@@ -240,14 +245,14 @@ class RedisStore:
     ) -> None:
         """Append one transcript entry (refused with ``LeaseLost`` when ``fence`` is not the live lease's)."""
         keys = [self._key("lease", conversation_id), self._key("tx", conversation_id)]
-        args: list[Any] = ["" if fence is None else fence, entry.model_dump_json(), self._retention_ms]
+        args: list[Any] = ["" if fence is None else fence, entry.to_json(), self._retention_ms]
         if not await self._io(self._append(keys=keys, args=args)):
             raise self._lost(conversation_id, fence or 0)
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
         blobs = await self._io(self._client.lrange(self._key("tx", conversation_id), 0, -1))
-        return [TranscriptEntry.model_validate_json(blob) for blob in blobs]
+        return [TranscriptEntry.from_json(blob) for blob in blobs]
 
     async def list_conversations(
         self,
@@ -287,7 +292,7 @@ class RedisStore:
                 if blob is None:
                     missing.append(cid)  # expired through retention; its index entry is stale
                     continue
-                record = ConversationRecord.model_validate_json(blob)
+                record = ConversationRecord.from_json(blob)
                 # The script keeps index and record in step; re-check anyway against a save that raced us.
                 if record.status == status and (cutoff is None or record.last_activity_at <= cutoff):
                     out.append(record)

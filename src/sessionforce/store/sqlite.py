@@ -28,7 +28,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -134,6 +134,11 @@ class SQLiteStore:
         )
 
     def _open_sync(self) -> sqlite3.Connection:
+        if sqlite3.sqlite_version_info < (3, 24, 0):
+            raise StoreUnavailable(
+                f"The SQLite store needs SQLite 3.24 or newer (upsert); this Python has {sqlite3.sqlite_version}. "
+                "What to do: use a newer Python build, or another store (memory:// or redis://)."
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -205,11 +210,14 @@ class SQLiteStore:
         row = await self._run(
             _fetch_one, "SELECT data FROM conversations WHERE conversation_id = ?", (conversation_id,)
         )
-        return None if row is None else ConversationRecord.model_validate_json(row[0])
+        return None if row is None else ConversationRecord.from_json(row[0])
 
-    async def save(self, record: ConversationRecord, *, fence: int | None = None) -> ConversationRecord:
-        """Compare-and-save by version, fence and version checked in one transaction; see ``Store``."""
-        saved = record.model_copy(update={"version": record.version + 1})
+    async def save(
+        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+    ) -> ConversationRecord:
+        """Compare-and-save by version, fence and version checked (and ``transcript`` appended) in one
+        transaction; see ``Store``."""
+        saved = record.replace(version=record.version + 1)
         await self._run(
             _save_tx,
             record.conversation_id,
@@ -218,7 +226,8 @@ class SQLiteStore:
             self._clock(),
             str(saved.status),
             saved.last_activity_at,
-            saved.model_dump_json(),
+            saved.to_json(),
+            [entry.to_json() for entry in transcript],
         )
         return saved
 
@@ -228,11 +237,11 @@ class SQLiteStore:
         """Append one transcript entry (refused with ``LeaseLost`` when ``fence`` is not the live lease's)."""
         if fence is None:
             sql = "INSERT INTO transcript (conversation_id, entry) VALUES (?, ?)"
-            args: tuple[Any, ...] = (conversation_id, entry.model_dump_json())
+            args: tuple[Any, ...] = (conversation_id, entry.to_json())
         else:
             # One statement, so the fence check and the insert are one atomic step.
             sql = f"INSERT INTO transcript (conversation_id, entry) SELECT ?, ? WHERE {_FENCE_OK}"
-            args = (conversation_id, entry.model_dump_json(), conversation_id, fence, self._clock())
+            args = (conversation_id, entry.to_json(), conversation_id, fence, self._clock())
         if await self._run(_write, sql, args) != 1:
             raise _lease_lost(conversation_id, fence or 0)
 
@@ -241,7 +250,7 @@ class SQLiteStore:
         rows = await self._run(
             _fetch_all, "SELECT entry FROM transcript WHERE conversation_id = ? ORDER BY id", (conversation_id,)
         )
-        return [TranscriptEntry.model_validate_json(entry) for (entry,) in rows]
+        return [TranscriptEntry.from_json(entry) for (entry,) in rows]
 
     async def list_conversations(
         self,
@@ -262,7 +271,7 @@ class SQLiteStore:
         args.append(limit)
         sql = _LIST_SQL[(status is not None, idle_for is not None)]
         rows = await self._run(_fetch_all, sql, tuple(args))
-        return [ConversationRecord.model_validate_json(data) for (data,) in rows]
+        return [ConversationRecord.from_json(data) for (data,) in rows]
 
     async def delete(self, conversation_id: str) -> None:
         """Forget the record, its transcript and its lease (the fence counter stays, so old fences stay dead)."""
@@ -348,6 +357,20 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+# A save is one conditional write: the version and (when fenced) the live lease are checked by the write
+# itself, so it needs no transaction of its own unless transcript rows go with it.
+_INSERT_RECORD = (
+    "INSERT OR IGNORE INTO conversations (conversation_id, version, status, last_activity_at, data) "
+    "SELECT ?, 1, ?, ?, ? WHERE (?5 IS NULL OR EXISTS (SELECT 1 FROM leases WHERE conversation_id = ?1 "
+    "AND fence = ?5 AND expires_at > ?6))"
+)
+_UPDATE_RECORD = (
+    "UPDATE conversations SET version = ?7 + 1, status = ?2, last_activity_at = ?3, data = ?4 "
+    "WHERE conversation_id = ?1 AND version = ?7 AND (?5 IS NULL OR EXISTS (SELECT 1 FROM leases "
+    "WHERE conversation_id = ?1 AND fence = ?5 AND expires_at > ?6))"
+)
+
+
 def _save_tx(
     conn: sqlite3.Connection,
     conversation_id: str,
@@ -357,59 +380,54 @@ def _save_tx(
     status: str,
     last_activity_at: float,
     data: str,
+    entries: list[str],
 ) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+    args = (conversation_id, status, last_activity_at, data, fence, now, expected)
+    if entries:
+        conn.execute("BEGIN IMMEDIATE")
     try:
-        if fence is not None and conn.execute(f"SELECT {_FENCE_OK}", (conversation_id, fence, now)).fetchone()[0] != 1:
-            raise _lease_lost(conversation_id, fence)
-        if expected == 0:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO conversations (conversation_id, version, status, last_activity_at, data) "
-                "VALUES (?, 1, ?, ?, ?)",
-                (conversation_id, status, last_activity_at, data),
-            )
-        else:
-            cur = conn.execute(
-                "UPDATE conversations SET version = ?, status = ?, last_activity_at = ?, data = ? "
-                "WHERE conversation_id = ? AND version = ?",
-                (expected + 1, status, last_activity_at, data, conversation_id, expected),
-            )
+        cur = conn.execute(_INSERT_RECORD, args[:6]) if expected == 0 else conn.execute(_UPDATE_RECORD, args)
         if cur.rowcount != 1:
+            # Refused: say why, lease first (as the write checks it first).
+            fence_ok = fence is None or conn.execute(f"SELECT {_FENCE_OK}", (conversation_id, fence, now)).fetchone()[0]
+            if not fence_ok:
+                raise _lease_lost(conversation_id, fence or 0)
             row = conn.execute("SELECT version FROM conversations WHERE conversation_id = ?", (conversation_id,))
             stored = (row.fetchone() or (0,))[0]
             raise StaleRecord(
                 f"Conversation {conversation_id!r} was saved by someone else (version {stored}, "
                 f"this write expected {expected}). What to do: reload it and apply the change again."
             )
-        conn.execute("COMMIT")
+        if entries:
+            conn.executemany(
+                "INSERT INTO transcript (conversation_id, entry) VALUES (?, ?)",
+                [(conversation_id, entry) for entry in entries],
+            )
+            conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
+
+
+# Taking a lease is one conditional upsert: it inserts the first lease, or replaces an expired one with the
+# next fence; a live lease is left alone (no row changes). Once it is ours nobody else can change the row
+# until it expires, so reading the fence back afterwards is safe.
+_TAKE_LEASE = (
+    "INSERT INTO leases (conversation_id, fence, owner, expires_at) VALUES (?1, 1, ?2, ?3) "
+    "ON CONFLICT (conversation_id) DO UPDATE SET fence = fence + 1, owner = ?2, expires_at = ?3 "
+    "WHERE leases.expires_at <= ?4"
+)
 
 
 def _acquire_tx(
     conn: sqlite3.Connection, conversation_id: str, owner: str, now: float, expires_at: float
 ) -> Lease | tuple[str, float]:
-    """The new lease, or (holder, its expiry) when it is held. Reads first so polling never takes the lock."""
-    sql = "SELECT fence, owner, expires_at FROM leases WHERE conversation_id = ?"
-    row = conn.execute(sql, (conversation_id,)).fetchone()
-    if row is not None and row[2] > now:
-        return row[1], row[2]
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        row = conn.execute(sql, (conversation_id,)).fetchone()
-        if row is not None and row[2] > now:
-            conn.execute("COMMIT")
-            return row[1], row[2]
-        fence = 1 if row is None else row[0] + 1
-        conn.execute(
-            "INSERT OR REPLACE INTO leases (conversation_id, fence, owner, expires_at) VALUES (?, ?, ?, ?)",
-            (conversation_id, fence, owner, expires_at),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        _rollback(conn)
-        raise
+    """The new lease, or (holder, its expiry) when it is held."""
+    taken = conn.execute(_TAKE_LEASE, (conversation_id, owner, expires_at, now)).rowcount == 1
+    row = conn.execute("SELECT fence, owner, expires_at FROM leases WHERE conversation_id = ?", (conversation_id,))
+    fence, holder, holder_expires = row.fetchone()
+    if not taken:
+        return holder, holder_expires
     return Lease(conversation_id, owner, fence, expires_at)
 
 
