@@ -21,12 +21,12 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
-from sessionforce._logging import bind_log_context, log_context, update_log_context
+from sessionforce._logging import enter_log_context, log_context, restore_log_context, update_log_context
 from sessionforce.conversation_types import ConversationOptions, ConversationReply, ConversationStream
 from sessionforce.errors import (
     APIStatusError,
@@ -90,6 +90,58 @@ class _Turn:
         await self.conversation.store.append_transcript(
             self.record.conversation_id, self.entry(kind, **fields), fence=self.lock.fence
         )
+
+
+class _TurnScope:
+    """Entering takes the conversation's turn lock (FIFO in this process, then the store's lease), loads
+    (or creates) the record and sets the log context; leaving undoes all of it in reverse order.
+
+    A class rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based context
+    manager costs an async generator (and the event loop's bookkeeping for it) each time.
+    """
+
+    __slots__ = ("_conversation", "_lock", "_log", "_slot", "_turn")
+
+    def __init__(self, conversation: Conversation) -> None:
+        self._conversation = conversation
+
+    async def __aenter__(self) -> _Turn:
+        conv = self._conversation
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + conv.options.lock_wait
+        slot = await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
+        lock = TurnLock(conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity())
+        previous_log = enter_log_context(conversationId=conv.conversation_id)
+        try:
+            await lock.acquire(wait=max(0.0, deadline - loop.time()))
+            record = await conv.store.load(conv.conversation_id)
+            turn = _Turn(conv, lock, record or conv._new_record())
+            if record is None:
+                try:
+                    await turn.save()
+                except StaleRecord:
+                    turn.record = await conv._load_existing()
+            update_log_context(externalSessionKey=turn.record.external_session_key, sessionId=turn.record.session_id)
+        except BaseException:
+            restore_log_context(previous_log)
+            try:
+                await lock.release()
+            finally:
+                conv._locks.release(conv._lock_key, slot)
+            raise
+        self._slot, self._lock, self._log, self._turn = slot, lock, previous_log, turn
+        return turn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conv = self._conversation
+        conv.last_record = self._turn.record
+        restore_log_context(self._log)
+        try:
+            await self._lock.release()
+        finally:
+            conv._locks.release(conv._lock_key, self._slot)
 
 
 def _messages(reply: Reply) -> list[dict[str, Any]]:
@@ -248,31 +300,9 @@ class Conversation:
 
     # ------------------------------------------------------------------ the turn
 
-    @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[_Turn]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.lock_wait
-        async with self._locks.hold(self._lock_key, self.options.lock_wait):
-            lock = TurnLock(self.store, self.conversation_id, ttl=self.options.lease_ttl, owner=worker_identity())
-            await lock.acquire(wait=max(0.0, deadline - loop.time()))
-            try:
-                with bind_log_context(conversationId=self.conversation_id):
-                    record = await self.store.load(self.conversation_id)
-                    turn = _Turn(self, lock, record or self._new_record())
-                    if record is None:
-                        try:
-                            await turn.save()
-                        except StaleRecord:
-                            turn.record = await self._load_existing()
-                    update_log_context(
-                        externalSessionKey=turn.record.external_session_key, sessionId=turn.record.session_id
-                    )
-                    try:
-                        yield turn
-                    finally:
-                        self.last_record = turn.record
-            finally:
-                await lock.release()
+    def _turn(self) -> _TurnScope:
+        """The scope of one turn: ``async with self._turn() as turn`` (see :class:`_TurnScope`)."""
+        return _TurnScope(self)
 
     def _new_record(self) -> ConversationRecord:
         agent_id = self._agent_id or self.client.settings.agent_id

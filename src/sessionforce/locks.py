@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sessionforce._logging import log_context
@@ -48,33 +47,38 @@ class LocalLocks:
     def __len__(self) -> int:
         return len(self._slots)
 
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str, wait: float) -> AsyncIterator[None]:
-        """Hold the lock for ``key``, waiting at most ``wait`` seconds (then :class:`ConversationBusy`)."""
+    async def acquire(self, key: str, wait: float) -> _Slot:
+        """Take the lock for ``key``, waiting at most ``wait`` seconds (then :class:`ConversationBusy`).
+        Give it back with :meth:`release`. (Plain methods, not a context manager: this runs every turn.)"""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot(asyncio.Lock())
         slot.users += 1
         try:
             if slot.lock.locked():
-                try:
-                    async with asyncio.timeout(wait):
-                        await slot.lock.acquire()
-                except TimeoutError:
-                    raise ConversationBusy(
-                        f"Conversation {key!r} stayed busy for {wait:.1f}s: earlier turns in this process are "
-                        "still running. What to do: retry later, or raise lock_wait."
-                    ) from None
+                async with asyncio.timeout(wait):
+                    await slot.lock.acquire()
             else:
                 await slot.lock.acquire()
-            try:
-                yield
-            finally:
-                slot.lock.release()
-        finally:
-            slot.users -= 1
-            if slot.users == 0:
-                del self._slots[key]
+        except BaseException as exc:
+            self._leave(key, slot)
+            if isinstance(exc, TimeoutError):
+                raise ConversationBusy(
+                    f"Conversation {key!r} stayed busy for {wait:.1f}s: earlier turns in this process are "
+                    "still running. What to do: retry later, or raise lock_wait."
+                ) from None
+            raise
+        return slot
+
+    def release(self, key: str, slot: _Slot) -> None:
+        """Give back a lock taken with :meth:`acquire`."""
+        slot.lock.release()
+        self._leave(key, slot)
+
+    def _leave(self, key: str, slot: _Slot) -> None:
+        slot.users -= 1
+        if slot.users == 0:
+            del self._slots[key]
 
 
 class TurnLock:
