@@ -94,6 +94,11 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}). What to do: save it as UTF-8, or run "
+            "`sessionforce config init`."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{path}: not valid TOML ({exc}). What to do: fix the file or run `sessionforce config init`."
