@@ -169,9 +169,11 @@ def verify(run: Run, counters: dict[str, Any]) -> dict[str, int]:
             assert seen == 1, f"{o.result} turn accepted {seen} times: {o}"
         elif o.result == "failed":
             assert seen == 0, f"turn reported failed but the agent accepted it: {o}"
+        elif o.result == "interrupted":
+            # A StreamInterrupted says the turn was delivered: the agent accepted it, exactly once.
+            assert seen == 1, f"stream reported delivered but accepted {seen} times: {o}"
         else:
-            # Delivery unknown. A StreamInterrupted says "delivered", but the emulator's reset-before fault sends a
-            # 200 status line before cutting, so a stream can break on a turn that was never accepted: at most once.
+            # Delivery unknown: it may or may not have arrived, but never twice.
             assert seen <= 1, o
     # Per session, sequenceIds strictly increase in the order the emulator accepted them.
     last: dict[str, int] = {}

@@ -83,7 +83,7 @@ async def _before(state: EmulatorState, request: Request, route: str, plan: Faul
         raise ApiError(plan.status, message, retry_after=plan.retry_after)
     if plan.reset == "before":
         state.counters.requests[f"{route} reset"] += 1
-        return CutResponse(json_response({"messages": []}), 0.0)
+        return CutResponse(json_response({"messages": []}), 0.0, before=True)
     return None
 
 

@@ -43,16 +43,38 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-class CutResponse(Response):
-    """Announce ``response``'s status and full length, send ``fraction`` of its body, then cut."""
+def abort_connection(receive: Receive) -> bool:
+    """Reset the client's connection before any response byte; ``False`` when the server does not allow it.
 
-    def __init__(self, response: Response, fraction: float) -> None:
+    ASGI offers no way to drop a connection unanswered (raising before the response makes the server send
+    a 500). uvicorn's ``receive`` is a method of its request cycle, which holds the transport: aborting
+    that sends a TCP reset, which is what a request lost on its way looks like to a client.
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    abort = getattr(transport, "abort", None)
+    if abort is None:
+        return False
+    abort()
+    return True
+
+
+class CutResponse(Response):
+    """Announce ``response``'s status and full length, send ``fraction`` of its body, then cut.
+
+    With ``before=True`` nothing is sent at all: the connection is reset unanswered, as if the request had
+    never arrived (falling back to a cut after the status line where the server cannot do that).
+    """
+
+    def __init__(self, response: Response, fraction: float, *, before: bool = False) -> None:
         super().__init__(status_code=response.status_code)
         self.inner = response
         self.fraction = fraction
+        self.before = before
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the start and a part of the body, then raise :class:`DeliberateReset`."""
+        if self.before and abort_connection(receive):
+            return
         body = bytes(self.inner.body)
         await send({"type": "http.response.start", "status": self.inner.status_code,
                     "headers": self.inner.raw_headers})
