@@ -58,11 +58,14 @@ USER_AGENT = f"sessionforce/{__version__} python/{platform.python_version()} aio
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds to wait: to connect, for a response (between bytes), and between events of a stream."""
+    """Seconds to wait: to connect, for a response (between bytes), and between events of a stream; and
+    how long an idle pooled connection is kept (keep it below the server's own idle timeout, or a request
+    may go out on a connection the server just closed and end as ``DeliveryUnknown``)."""
 
     connect: float = 10.0
     read: float = 120.0
     stream_read: float = 120.0
+    keepalive: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +252,9 @@ class Transport:
             raise ClientClosed("This client is closed. What to do: create a new client.")
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections, limit_per_host=0, keepalive_timeout=self.timeouts.keepalive
+                ),
                 headers={"User-Agent": USER_AGENT, "x-client-name": "sessionforce"},
                 timeout=self._timeout,
             )

@@ -36,11 +36,18 @@ def build_state(*, agents: AgentSource | None = None, faults: FaultSource | None
     return EmulatorState(config, load_agents(agents), load_faults(faults, config.seed))
 
 
+KEEP_ALIVE_SECONDS = 75
+"""How long the emulator keeps an idle client connection open."""
+
+
 def uvicorn_config(state: EmulatorState, host: str, port: int, *, log_config: bool) -> uvicorn.Config:
     """The uvicorn settings we always use: no access log, no lifespan, no ``server:`` header."""
     install_quiet_resets()
     kwargs: dict[str, Any] = {} if log_config else {"log_config": None}
+    # Keep idle connections 75 s, like the load balancers in front of real APIs (uvicorn's 5 s default
+    # is shorter than clients' pools keep them, which makes a busy client reuse connections already closed).
     return uvicorn.Config(create_app(state), host=host, port=port, lifespan="off", access_log=False,
+                          timeout_keep_alive=KEEP_ALIVE_SECONDS,
                           log_level="warning", server_header=False, timeout_graceful_shutdown=2, **kwargs)
 
 
