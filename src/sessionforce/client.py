@@ -222,7 +222,8 @@ class AsyncAgentClient:
         from sessionforce.resume import resume_policy
 
         try:
-            settings = ConversationOptions(resume=resume_policy(resume), **options)
+            # One shared options object when all are defaults (cheap to hold thousands of conversations).
+            settings = ConversationOptions(resume=resume_policy(resume), **options) if resume or options else None
         except TypeError as exc:
             known = ", ".join(ConversationOptions.__dataclass_fields__)
             raise InvalidArgument(f"Unknown conversation option ({exc}). Known options: {known}.") from None

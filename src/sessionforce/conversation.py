@@ -148,11 +148,19 @@ def _messages(reply: Reply) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in reply.messages]
 
 
+_DEFAULT_OPTIONS = ConversationOptions()
+
+
 class Conversation:
     """A conversation with an agent, keyed by an id the application chooses (a user, chat or ticket id).
 
     Create it with :meth:`AsyncAgentClient.conversation` (cheap: no I/O until the first turn).
     """
+
+    # Slots: a process may hold thousands of these at once.
+    __slots__ = (
+        "_agent_id", "_lock_key", "_locks", "client", "conversation_id", "hooks", "last_record", "options", "store",
+    )
 
     def __init__(
         self,
@@ -170,7 +178,7 @@ class Conversation:
         self.client = client
         self.conversation_id = conversation_id
         self.store = store
-        self.options = options or ConversationOptions()
+        self.options = options or _DEFAULT_OPTIONS
         self.hooks = hooks or Hooks()
         self._agent_id = agent_id
         self._locks = locks

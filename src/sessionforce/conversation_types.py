@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import PrivateAttr
@@ -12,7 +12,7 @@ from pydantic import PrivateAttr
 from sessionforce.errors import ConfigError, InvalidArgument
 from sessionforce.models import VariableInput
 from sessionforce.reply import Reply
-from sessionforce.resume import NoResume, ResumePolicy
+from sessionforce.resume import NO_RESUME, ResumePolicy
 from sessionforce.store.base import PendingTurn
 from sessionforce.streaming import EndOfTurnEvent, EventStream, StreamEvent
 
@@ -33,7 +33,7 @@ class ConversationOptions:
     idle_timeout: float | None = None
     """Start a fresh session before sending when the last activity is older than this (seconds), rather
     than waiting for the server's 404. ``None``: rely on the 404."""
-    resume: ResumePolicy = field(default_factory=NoResume)
+    resume: ResumePolicy = NO_RESUME
     on_agent_end: Literal["raise", "restart"] = "raise"
     """After the agent ended the session: ``raise`` ConversationEnded on the next send, or ``restart``."""
     variables: Sequence[VariableInput] = ()

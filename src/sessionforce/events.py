@@ -50,6 +50,8 @@ EventHook = Callable[[ConversationEvent], Awaitable[None] | None]
 class Hooks:
     """The hooks of a conversation, by event kind. A failing hook is logged, never breaks a turn."""
 
+    __slots__ = ("_hooks",)
+
     def __init__(self, hooks: Iterable[tuple[EventKind | str, EventHook]] = ()) -> None:
         self._hooks: dict[EventKind, list[EventHook]] = {}
         for kind, hook in hooks:

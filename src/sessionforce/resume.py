@@ -111,10 +111,14 @@ class ReplayResume:
         return ResumePlan(preamble=f"Context from earlier in this conversation:\n{summary}")
 
 
+NO_RESUME = NoResume()
+"""The shared ``none`` policy (it holds no state)."""
+
+
 def resume_policy(value: str | ResumePolicy | None) -> ResumePolicy:
     """``"none"``, ``"replay"``, ``None`` or a policy object, as a policy."""
     if value is None or value == "none":
-        return NoResume()
+        return NO_RESUME
     if value == "replay":
         return ReplayResume()
     if isinstance(value, ResumePolicy):
