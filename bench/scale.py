@@ -14,9 +14,10 @@ The emulator runs in a separate process with the fault rule ``{route: send_messa
 Each phase also runs with bare aiohttp POSTs (one session per conversation) in the same run, the
 baseline for the added latency. Memory: peak RSS, and bytes per live idle conversation, two ways:
 (1) RSS growth of this process across holding all the conversations (includes the pool's buffers and
-the allocator's slack), and (2) tracemalloc over ``--traced`` conversations: the Conversation object,
-its record in the MemoryStore and its transcript (3 turns + the session start), with and without the
-transcript. "Idle" = detached, its session open, no turn running.
+the allocator's slack), and (2) tracemalloc, the marginal cost of ``--traced`` more idle conversations
+on a client that already holds as many: the Conversation object, its record in the MemoryStore and its
+transcript (3 turns + the session start), with and without the transcript. "Idle" = detached, its
+session open, no turn running. Each phase gets a fresh emulator process.
 """
 
 from __future__ import annotations
@@ -127,8 +128,16 @@ async def run_bare(url: str, count: int, turns: int, pool: int, rate: float) -> 
         return rows
 
 
-async def run_sessionforce(url: str, count: int, turns: int, pool: int, rate: float) -> tuple[list[str], float]:
-    """sessionforce: ``count`` detached conversations, burst then paced; also the RSS per idle conversation."""
+async def run_sessionforce(
+    url: str, count: int, turns: int, pool: int, rate: float, gc_mode: str = "default"
+) -> tuple[list[str], float]:
+    """sessionforce: ``count`` detached conversations, burst then paced; also the RSS per idle conversation.
+
+    ``gc_mode``: ``default``; ``freeze`` (``gc.freeze()`` once the conversations exist, after the burst, as
+    an application holding many long-lived objects may do); ``off`` (collector disabled: a diagnostic).
+    """
+    if gc_mode == "off":
+        gc.disable()
     gc.collect()
     rss0 = current_rss_bytes()
     async with AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
@@ -146,8 +155,12 @@ async def run_sessionforce(url: str, count: int, turns: int, pool: int, rate: fl
         rows = [line("sessionforce Conversation.send, burst", *await burst(count, turns, send))]
         gc.collect()
         per_conversation = (current_rss_bytes() - rss0) / count
+        if gc_mode == "freeze":
+            gc.freeze()
         rows.append(line(f"sessionforce, paced at {rate:,.0f}/s", *await paced(count, turns, rate, send)))
         await _gather_bounded(count, 200, lambda n: _end(conversations[n]))
+    gc.unfreeze()
+    gc.enable()
     return rows, per_conversation
 
 
@@ -156,35 +169,41 @@ async def _end(conversation: Conversation) -> None:
 
 
 async def traced_bytes(url: str, count: int, turns: int) -> tuple[float, float]:
-    """tracemalloc bytes per idle conversation: (everything, everything but the transcript)."""
+    """tracemalloc bytes per idle conversation: (everything, everything but the transcript).
+
+    Marginal cost: ``count`` conversations are made idle (each ran ``turns`` turns), then ``count`` more,
+    and only the second batch's growth is divided by ``count``. What every client holds once, whatever
+    its number of conversations (the token, the connection pool and its buffers, pydantic's caches), is
+    in the first batch and does not count; an idle conversation holds no connection.
+    """
     async with AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                agent_id=DEMO_AGENT_ID, store=MemoryStore(), max_connections=count) as client:
+                                agent_id=DEMO_AGENT_ID, store=MemoryStore(), max_connections=200) as client:
         store = client.store
         assert isinstance(store, MemoryStore)
-        # Grow the pool to this concurrency first (token, connections, caches are not per conversation).
-        warm = [client.conversation(f"warm-up-{n}") for n in range(count)]
-        await asyncio.gather(*(c.send("warm up") for c in warm))
-        await asyncio.gather(*(c.end() for c in warm))
-        for n in range(count):
-            await store.delete(f"warm-up-{n}")
-        del warm
-        gc.collect()
+
+        async def make_idle(prefix: str) -> list[Conversation]:
+            conversations = [client.conversation(f"{prefix}-{n}") for n in range(count)]
+
+            async def lane(n: int) -> None:
+                for k in range(turns):
+                    await conversations[n].send(f"turn {n}-{k}")
+
+            await asyncio.gather(*(lane(n) for n in range(count)))
+            return conversations
+
         tracemalloc.start()
+        first = await make_idle("traced-a")
+        gc.collect()
         before = tracemalloc.get_traced_memory()[0]
-        conversations = [client.conversation(f"traced-{n}") for n in range(count)]
-
-        async def lane(n: int) -> None:
-            for k in range(turns):
-                await conversations[n].send(f"turn {n}-{k}")
-
-        await asyncio.gather(*(lane(n) for n in range(count)))
+        second = await make_idle("traced-b")
         gc.collect()
         total = tracemalloc.get_traced_memory()[0] - before
-        store._transcripts.clear()  # what the transcripts held (a private look, for the report only)
+        for n in range(count):  # what the second batch's transcripts held (a private look, for the report)
+            store._transcripts.pop(f"traced-b-{n}", None)
         gc.collect()
         without = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
-        await asyncio.gather(*(c.end() for c in conversations))
+        await asyncio.gather(*(c.end() for c in [*first, *second]))
         return total / count, without / count
 
 
@@ -197,17 +216,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-connections", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000.0, help="turns per second in the paced phase")
     parser.add_argument("--traced", type=int, default=1000, help="conversations measured with tracemalloc")
+    parser.add_argument("--gc", choices=["default", "freeze", "off"], default="default",
+                        help="garbage collector in the sessionforce phases: as is, frozen once the conversations "
+                             "exist, or off (a diagnostic)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.conversations, args.rate, args.traced, args.max_connections = 200, 400.0, 50, 200
     header("Scale: concurrent conversations with 200 ms injected latency")
     faults = {"seed": 1, "rules": [{"route": "send_message", "latency_ms": LATENCY * 1000}]}
     print(f"conversations: {args.conversations:,}; turns each: {args.turns}; pool: {args.max_connections} "
-          f"connections; injected latency: send_message {LATENCY * 1000:.0f} ms; store: memory")
+          f"connections; injected latency: send_message {LATENCY * 1000:.0f} ms; store: memory; gc: {args.gc}")
+    # A fresh emulator per phase: the emulator keeps every session it served, so a phase run after another
+    # would face a heavier server (and its garbage collector) than the one before it.
     with server_process("emulator", faults=faults) as server:
         bare = asyncio.run(run_bare(server.url, args.conversations, args.turns, args.max_connections, args.rate))
+    with server_process("emulator", faults=faults) as server:
         ours, rss_per = asyncio.run(run_sessionforce(server.url, args.conversations, args.turns,
-                                                     args.max_connections, args.rate))
+                                                     args.max_connections, args.rate, args.gc))
+    with server_process("emulator") as server:
         traced, traced_no_transcript = asyncio.run(traced_bytes(server.url, args.traced, args.turns))
     print(f"{'mode':<38} {'turns/s':>10} {'added p50':>13} {'added p99':>13} {'added max':>13}")
     for row in bare + ours:

@@ -100,7 +100,7 @@ class _TurnScope:
     manager costs an async generator (and the event loop's bookkeeping for it) each time.
     """
 
-    __slots__ = ("_conversation", "_lock", "_log", "_slot", "_turn")
+    __slots__ = ("_conversation", "_lock", "_log", "_slot")
 
     def __init__(self, conversation: Conversation) -> None:
         self._conversation = conversation
@@ -129,14 +129,13 @@ class _TurnScope:
             finally:
                 conv._locks.release(conv._lock_key, slot)
             raise
-        self._slot, self._lock, self._log, self._turn = slot, lock, previous_log, turn
+        self._slot, self._lock, self._log = slot, lock, previous_log
         return turn
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         conv = self._conversation
-        conv.last_record = self._turn.record
         restore_log_context(self._log)
         try:
             await self._lock.release()
@@ -159,7 +158,7 @@ class Conversation:
 
     # Slots: a process may hold thousands of these at once.
     __slots__ = (
-        "_agent_id", "_lock_key", "_locks", "client", "conversation_id", "hooks", "last_record", "options", "store",
+        "_agent_id", "_lock_key", "_locks", "client", "conversation_id", "hooks", "options", "store",
     )
 
     def __init__(
@@ -183,8 +182,6 @@ class Conversation:
         self._agent_id = agent_id
         self._locks = locks
         self._lock_key = f"{id(store)}:{conversation_id}"
-        self.last_record: ConversationRecord | None = None
-        """The record as of this object's last turn (a cache for display; the store is the truth)."""
 
     def __repr__(self) -> str:
         return f"Conversation({self.conversation_id!r})"
