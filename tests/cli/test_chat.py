@@ -84,6 +84,34 @@ def test_ctrl_c_at_the_prompt_ends_the_session_and_exits_0(cli: Cli, emu: Runnin
     assert all(s["state"] != "active" for s in httpx.get(f"{emu.url}/__emulator/sessions").json()["sessions"])
 
 
+def test_ctrl_c_during_a_reply_cancels_that_turn_and_the_chat_goes_on(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    child = _spawn(cli)
+    try:
+        child.expect(PROMPT)
+        # The next reply takes 3 s: long enough to interrupt it while it is on its way.
+        faults = {"rules": [{"route": "stream_message", "latency_ms": 3000, "times": 1}]}
+        httpx.put(f"{emu.url}/__emulator/faults", json=faults).raise_for_status()
+        child.sendline("this one is slow")
+        child.expect("Working on it")  # the agent's progress spinner: the reply is on its way
+        child.sendintr()
+        child.expect("turn cancelled")
+        child.expect(PROMPT)
+        _say(child, "and this one is not", "You said: and this one is not")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    sessions = httpx.get(f"{emu.url}/__emulator/sessions").json()["sessions"]
+    assert [s["state"] for s in sessions] == ["ended"]  # one session, carried on after the cancel, then ended
+    counters = httpx.get(f"{emu.url}/__emulator/counters").json()
+    # The cancelled turn had reached the agent, which finished it (as a real server does): each turn was
+    # accepted exactly once, and the next one waited out the 423s while the first was still running.
+    assert [t["text"] for t in counters["turns"]] == ["this one is slow", "and this one is not"]
+    assert counters["locked"] >= 1
+
+
 def test_piped_stdin_one_turn_per_line_on_the_built_in_emulator(cli: Cli) -> None:
     result = cli.run("chat", input="what are your opening hours?\nbook a repair\n2026-12-01\nyes\n/info\n")
     assert result.returncode == 0, result.stderr

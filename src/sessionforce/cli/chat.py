@@ -88,7 +88,12 @@ class ChatLoop:
 
         label = "answer ›" if self.question is not None else "you ›"
         try:
-            return await self._prompt.prompt_async(HTML(f"<ansicyan><b>{label}</b></ansicyan> "))
+            # handle_sigint=False: prompt_toolkit would otherwise remove *every* SIGINT handler of the loop
+            # when the prompt returns, ours included, and Ctrl-C during a reply would no longer cancel it.
+            # At the prompt the terminal is raw, so Ctrl-C still arrives as a key (KeyboardInterrupt below).
+            return await self._prompt.prompt_async(
+                HTML(f"<ansicyan><b>{label}</b></ansicyan> "), handle_sigint=False
+            )
         except EOFError:
             return None
         except KeyboardInterrupt:
