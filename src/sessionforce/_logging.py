@@ -7,12 +7,10 @@ configures no handlers.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["bind_log_context", "enter_log_context", "log_context", "restore_log_context", "update_log_context"]
+__all__ = ["enter_log_context", "log_context", "restore_log_context", "update_log_context"]
 
 _EMPTY: dict[str, Any] = {"externalSessionKey": None, "sessionId": None, "sequenceId": None, "conversationId": None}
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("sessionforce_log_context", default=_EMPTY)
@@ -34,16 +32,6 @@ def restore_log_context(previous: dict[str, Any]) -> None:
     """Put back the ids :func:`enter_log_context` replaced. (Not ``Token.reset()``: a turn may be finished
     from another task's context, e.g. a stream closed by the garbage collector.)"""
     _context.set(previous)
-
-
-@contextlib.contextmanager
-def bind_log_context(**ids: Any) -> Iterator[None]:
-    """Set (some of) the ids for the code inside the block."""
-    previous = enter_log_context(**ids)
-    try:
-        yield
-    finally:
-        restore_log_context(previous)
 
 
 def update_log_context(**ids: Any) -> None:
