@@ -367,3 +367,29 @@ async def test_answering_with_a_stream(client: AsyncAgentClient) -> None:
         assert confirm.awaiting is Awaiting.CONFIRMATION
         done = await confirm.stream_answer("yes").final_reply()
         assert done.actions[0]["value"]["date"] == "2026-12-05"
+
+
+async def test_recover_reports_a_crashed_turn_without_sending_anything(
+    client: AsyncAgentClient, admin: Admin
+) -> None:
+    from sessionforce.store import PendingTurn
+
+    conv = client.conversation("crashed")
+    await conv.send("first")
+    # What a sender killed mid-turn leaves behind: its turn written ahead, never cleared.
+    record = await conv.record()
+    assert record is not None
+    pending = PendingTurn(sequence_id=2, session_id=record.session_id or "", text="lost?", started_at=1.0,
+                          owner="other-host:42")
+    await client.store.save(record.replace(pending=pending, last_sequence_id=2))
+    turns_before = len(admin.turns())
+
+    reported = await conv.recover()
+    assert reported is not None
+    assert (reported.sequence_id, reported.text, reported.owner) == (2, "lost?", "other-host:42")
+    assert await conv.recover() is None  # reported once
+    entries = [e for e in await conv.transcript() if e.kind == "delivery_unknown"]
+    assert [(e.sequence_id, e.detail["owner"]) for e in entries] == [(2, "other-host:42")]
+    assert len(admin.turns()) == turns_before  # nothing was sent
+    assert (await conv.send("next")).sequence_id == 3  # the reported id is never reused
+    await conv.end()
