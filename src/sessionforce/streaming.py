@@ -327,7 +327,10 @@ class ReplyAssembler:
 
     def reply(self) -> Reply:
         """The turn's reply from the complete messages received."""
-        return Reply(messages=list(self.messages), session_id=self.session_id, sequence_id=self.sequence_id)
+        # model_construct: each message was validated as its event arrived.
+        return Reply.model_construct(
+            messages=list(self.messages), session_id=self.session_id, sequence_id=self.sequence_id
+        )
 
 
 def protocol_error(what: str, body: bytes | str | None = None, status: int | None = None) -> ProtocolError:
