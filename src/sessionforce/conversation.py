@@ -74,11 +74,21 @@ class _Turn:
         self.lock = lock
         self.record = record
 
-    async def save(self, *, log: Sequence[TranscriptEntry] = (), **changes: Any) -> ConversationRecord:
-        """Save the record with ``changes``, appending ``log`` to the transcript in the same atomic step."""
+    async def save(
+        self, *, log: Sequence[TranscriptEntry] = (), release: bool = False, **changes: Any
+    ) -> ConversationRecord:
+        """Save the record with ``changes``, appending ``log`` to the transcript in the same atomic step.
+
+        ``release``: this is the turn's last write; give the lease up with it (one store write fewer).
+        """
+        lock = self.lock
+        if release:
+            await lock.stop_renewing()
         self.record = await self.conversation.store.save(
-            self.record.replace(**changes), fence=self.lock.fence, transcript=log
+            self.record.replace(**changes), fence=lock.fence, transcript=log, release=lock.lease if release else None
         )
+        if release:
+            lock.lease = None  # given up by the save: nothing left for the turn's exit to release
         return self.record
 
     def entry(self, kind: str, **fields: Any) -> TranscriptEntry:
@@ -461,6 +471,7 @@ class Conversation:
         state: SessionState,
         reason: str | None,
         log: Sequence[TranscriptEntry] = (),
+        release: bool = False,
         **changes: Any,
     ) -> None:
         record = turn.record
@@ -472,7 +483,8 @@ class Conversation:
         detail = {"state": state.value, "reason": reason}
         ended = turn.entry("session_ended", session_id=record.session_id, detail=detail)
         await turn.save(
-            status=ConversationStatus.IDLE, session_id=None, sessions=sessions, log=[*log, ended], **changes
+            status=ConversationStatus.IDLE, session_id=None, sessions=sessions, log=[*log, ended], release=release,
+            **changes,
         )
 
     async def _run(
@@ -605,10 +617,13 @@ class Conversation:
         changes: dict[str, Any] = {"pending": None, "turns": turn.record.turns + 1, "last_activity_at": now}
         if reply.escalated:
             changes["escalated"] = True
+        # The turn's last write: it gives the lease up too.
         if reply.ended:
-            await self._mark_closed(turn, SessionState.ENDED, reply.end_reason, [entry], agent_ended=True, **changes)
+            await self._mark_closed(
+                turn, SessionState.ENDED, reply.end_reason, [entry], release=True, agent_ended=True, **changes
+            )
         else:
-            await turn.save(log=[entry], **changes)
+            await turn.save(log=[entry], release=True, **changes)
         await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=reply.awaiting.value)
         if reply.ended:
             await self._emit(

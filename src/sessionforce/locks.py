@@ -121,14 +121,20 @@ class TurnLock:
                 return
             await asyncio.sleep(self._ttl / 3)
 
-    async def release(self) -> None:
-        """Stop renewing and give the lease up."""
+    async def stop_renewing(self) -> None:
+        """Stop renewing the lease (before the save that gives it up, so no renewal races that save)."""
         if self._renew_handle is not None:
             self._renew_handle.cancel()
-        if self._renewer is not None:
-            self._renewer.cancel()
+            self._renew_handle = None
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+                await renewer
+
+    async def release(self) -> None:
+        """Stop renewing and give the lease up (nothing to give up after a save that released it)."""
+        await self.stop_renewing()
         lease, self.lease = self.lease, None
         if lease is not None:
             try:

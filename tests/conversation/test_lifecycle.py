@@ -289,6 +289,23 @@ async def test_lock_wait_bound_raises_conversation_busy(client: AsyncAgentClient
     await conv.end()
 
 
+async def test_a_long_turn_renews_its_lease_and_its_last_save_gives_it_up(
+    client: AsyncAgentClient, admin: Admin, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore()
+    conv = client.conversation("long-turn", store=store, lease_ttl=0.3)
+    await conv.send("warm up")
+    admin.faults({"route": "send_message", "latency_ms": 500, "times": 1})  # outlives the 0.3 s lease
+    with caplog.at_level(logging.WARNING, logger="sessionforce"):
+        assert (await conv.send("slow")).text == "You said: slow"
+    assert not [r for r in caplog.records if "lease" in r.getMessage()]  # renewed, never lost
+    # The turn's last save released the lease: another worker takes it at once, with the next fence.
+    lease = await store.acquire("long-turn", owner="other", ttl=5.0, wait=0)
+    assert lease.fence == 3
+    await store.release(lease)
+    await conv.end()
+
+
 async def test_reaper_ends_idle_detached_sessions(client: AsyncAgentClient, admin: Admin) -> None:
     now = [5_000_000.0]
     for name in ("a", "b"):

@@ -219,6 +219,38 @@ async def test_writes_are_refused_after_release(h: Harness) -> None:
         await h.store.save(new_record("c1"), fence=lease.fence)
 
 
+async def test_a_save_can_give_the_lease_up_in_the_same_step(h: Harness) -> None:
+    lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    saved = await h.store.save(new_record("c1"), fence=lease.fence)
+    waiter = asyncio.create_task(h.store.acquire("c1", owner="B", ttl=5.0, wait=3.0))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    started = time.monotonic()
+    entry = TranscriptEntry(kind="turn", at=2.0, text="last")
+    final = await h.store.save(saved.replace(turns=1), fence=lease.fence, transcript=[entry], release=lease)
+    assert final.version == 2
+    b = await waiter  # woken by the save itself, no release call
+    assert time.monotonic() - started < 1.0
+    assert b.fence == lease.fence + 1
+    assert await h.store.load("c1") == final
+    assert [e.text for e in await h.store.transcript("c1")] == ["last"]
+    with pytest.raises(LeaseLost):  # the old fence is dead
+        await h.store.save(final.replace(turns=2), fence=lease.fence)
+    await h.store.release(b)
+
+
+async def test_a_refused_save_keeps_the_lease_it_was_to_release(h: Harness) -> None:
+    lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    v1 = await h.store.save(new_record("c1"), fence=lease.fence)
+    v2 = await h.store.save(v1.replace(turns=1), fence=lease.fence)
+    with pytest.raises(StaleRecord):
+        await h.store.save(v1.replace(turns=9), fence=lease.fence, release=lease)
+    with pytest.raises(ConversationBusy):  # still held by A
+        await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
+    assert (await h.store.save(v2, fence=lease.fence, release=lease)).version == 3
+    await h.store.release(await h.store.acquire("c1", owner="B", ttl=5.0, wait=0))
+
+
 async def test_acquire_waits_for_the_holder_to_release(h: Harness) -> None:
     a = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
     started = time.monotonic()

@@ -56,6 +56,22 @@ async def test_list_conversations_is_served_by_an_index(
     assert "TEMP B-TREE" not in plan, plan  # no sort step: the index gives the order
 
 
+async def test_a_data_only_save_never_leaves_the_indexed_columns_behind(tmp_path: Path) -> None:
+    """A save that keeps status and activity skips the index columns; if the row changed under another
+    process meanwhile (deleted and created again at the same version), the full write still runs."""
+    a, b = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    v1 = await a.save(record("c1"))  # idle, activity 2.0; `a` remembers those columns for version 1
+    await b.delete("c1")
+    await b.save(record("c1").replace(status=ConversationStatus.ACTIVE, last_activity_at=50.0))  # version 1 again
+    v2 = await a.save(v1.replace(turns=7))  # `a` believes the columns are unchanged: they are not
+    assert await b.load("c1") == v2
+    assert [r.conversation_id for r in await b.list_conversations(status=ConversationStatus.IDLE)] == ["c1"]
+    assert await b.list_conversations(status=ConversationStatus.ACTIVE) == []
+    assert [r.turns for r in await b.list_conversations(idle_for=10.0, now=12.5)] == [7]  # activity 2.0 again
+    await a.aclose()
+    await b.aclose()
+
+
 async def test_a_path_that_cannot_be_created_is_store_unavailable(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

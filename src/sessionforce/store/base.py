@@ -219,11 +219,18 @@ class Store(Protocol):
         ...
 
     async def save(
-        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+        self,
+        record: ConversationRecord,
+        *,
+        fence: int | None = None,
+        transcript: Sequence[TranscriptEntry] = (),
+        release: Lease | None = None,
     ) -> ConversationRecord:
         """Compare-and-save: store ``record`` if the stored version equals ``record.version`` (0: must
         not exist yet), and return it with ``version + 1``. ``transcript`` entries are appended in the
-        same atomic step (so a record and its transcript never disagree).
+        same atomic step (so a record and its transcript never disagree), and ``release``, when given,
+        is given up in that step too, as :meth:`release` would (a turn's last save ends its lease
+        without a write of its own). A refused save changes nothing, the lease included.
 
         Raises :class:`~sessionforce.errors.StaleRecord` on a version mismatch and
         :class:`~sessionforce.errors.LeaseLost` when ``fence`` is given and is not the current lease's.

@@ -47,9 +47,15 @@ class MemoryStore:
         return self._records.get(conversation_id)
 
     async def save(
-        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+        self,
+        record: ConversationRecord,
+        *,
+        fence: int | None = None,
+        transcript: Sequence[TranscriptEntry] = (),
+        release: Lease | None = None,
     ) -> ConversationRecord:
-        """Compare-and-save by version (appending ``transcript``); see :class:`~sessionforce.store.base.Store`."""
+        """Compare-and-save by version (appending ``transcript``, then giving ``release`` up); see
+        :class:`~sessionforce.store.base.Store`."""
         self._check_fence(record.conversation_id, fence)
         current = self._records.get(record.conversation_id)
         stored_version = current.version if current is not None else 0
@@ -62,6 +68,8 @@ class MemoryStore:
         self._records[record.conversation_id] = saved
         if transcript:
             self._transcripts.setdefault(record.conversation_id, []).extend(e.to_json() for e in transcript)
+        if release is not None:
+            self._release(release)
         return saved
 
     async def append_transcript(
@@ -136,6 +144,9 @@ class MemoryStore:
 
     async def release(self, lease: Lease) -> None:
         """Give the lease up; a no-op when it was lost."""
+        self._release(lease)
+
+    def _release(self, lease: Lease) -> None:
         held = self._leases.get(lease.conversation_id)
         if held is not None and held.fence == lease.fence:
             del self._leases[lease.conversation_id]

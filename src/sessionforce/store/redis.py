@@ -56,7 +56,8 @@ return {1, fence}
 """
 
 # KEYS: rec, lease, tx, idx of the new status, idx of every other status.
-# ARGV: expected version, json, fence ('' = unfenced), retention_ms, id, score, transcript entries...
+# ARGV: expected version, json, fence ('' = unfenced), retention_ms, id, score,
+#       lease to release as "owner|fence" ('' = none), transcript entries...
 # -> {1} | {-1} lost | {-2, stored}
 _SAVE = (
     _FENCE_OF
@@ -67,10 +68,11 @@ local stored = 0
 if current then stored = cjson.decode(current)['version'] end
 if stored ~= tonumber(ARGV[1]) then return {-2, stored} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-for i = 7, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+for i = 8, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[5]) end
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+if ARGV[7] ~= '' and redis.call('GET', KEYS[2]) == ARGV[7] then redis.call('DEL', KEYS[2]) end
 return {1}
 """
 )
@@ -219,16 +221,22 @@ class RedisStore:
         return None if blob is None else ConversationRecord.from_json(blob)
 
     async def save(
-        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+        self,
+        record: ConversationRecord,
+        *,
+        fence: int | None = None,
+        transcript: Sequence[TranscriptEntry] = (),
+        release: Lease | None = None,
     ) -> ConversationRecord:
-        """Compare-and-save by version and fence (appending ``transcript``) in one Lua script; see ``Store``."""
+        """Compare-and-save by version and fence (appending ``transcript``, giving ``release`` up) in one
+        Lua script; see ``Store``."""
         saved = record.replace(version=record.version + 1)
         cid = record.conversation_id
         keys = [self._key("rec", cid), self._key("lease", cid), self._key("tx", cid), self._idx(saved.status)]
         keys += [self._idx(s) for s in ConversationStatus if s != saved.status]
         args: list[Any] = [record.version, saved.to_json(), "" if fence is None else fence]
         args.append(self._retention_ms)
-        args += [cid, repr(saved.last_activity_at)]
+        args += [cid, repr(saved.last_activity_at), "" if release is None else f"{release.owner}|{release.fence}"]
         args += [entry.to_json() for entry in transcript]
         result = await self._io(self._save(keys=keys, args=args))
         if result[0] == -1:
@@ -238,6 +246,8 @@ class RedisStore:
                 f"Conversation {cid!r} was saved by someone else (version {result[1]}, this write expected "
                 f"{record.version}). What to do: reload it and apply the change again."
             )
+        if release is not None:
+            self._wake(cid)
         return saved
 
     async def append_transcript(

@@ -76,6 +76,9 @@ _LIST_SQL = {
     "ORDER BY last_activity_at LIMIT ?",
 }
 
+# Bound on the column hints kept (a hint is dropped at the end of each turn; reads alone can add more).
+_COLUMN_HINTS = 4096
+
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
@@ -119,6 +122,9 @@ class SQLiteStore:
         # it is never contended (each call's transaction runs without an await inside).
         self._mutex = threading.Lock()
         self._released: dict[str, asyncio.Event] = {}
+        # conversation id -> (version, status, last_activity_at) last seen here: lets a save that leaves
+        # the indexed columns alone skip rewriting the indexes. Dropped when the turn's lease is released.
+        self._columns: dict[str, tuple[int, str, float]] = {}
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -210,25 +216,42 @@ class SQLiteStore:
         row = await self._run(
             _fetch_one, "SELECT data FROM conversations WHERE conversation_id = ?", (conversation_id,)
         )
-        return None if row is None else ConversationRecord.from_json(row[0])
+        if row is None:
+            return None
+        record = ConversationRecord.from_json(row[0])
+        self._remember(conversation_id, record.version, str(record.status), record.last_activity_at)
+        return record
 
     async def save(
-        self, record: ConversationRecord, *, fence: int | None = None, transcript: Sequence[TranscriptEntry] = ()
+        self,
+        record: ConversationRecord,
+        *,
+        fence: int | None = None,
+        transcript: Sequence[TranscriptEntry] = (),
+        release: Lease | None = None,
     ) -> ConversationRecord:
-        """Compare-and-save by version, fence and version checked (and ``transcript`` appended) in one
-        transaction; see ``Store``."""
+        """Compare-and-save, fence and version checked (``transcript`` appended and ``release`` given up)
+        in one transaction; see ``Store``."""
         saved = record.replace(version=record.version + 1)
+        conversation_id, status, last_activity_at = record.conversation_id, str(saved.status), saved.last_activity_at
         await self._run(
             _save_tx,
-            record.conversation_id,
+            conversation_id,
             record.version,
             fence,
             self._clock(),
-            str(saved.status),
-            saved.last_activity_at,
+            status,
+            last_activity_at,
             saved.to_json(),
             [entry.to_json() for entry in transcript],
+            self._columns.get(conversation_id) == (record.version, status, last_activity_at),
+            None if release is None else release.fence,
         )
+        if release is None:
+            self._remember(conversation_id, saved.version, status, last_activity_at)
+        else:
+            self._columns.pop(conversation_id, None)
+            self._wake(conversation_id)
         return saved
 
     async def append_transcript(
@@ -276,6 +299,7 @@ class SQLiteStore:
     async def delete(self, conversation_id: str) -> None:
         """Forget the record, its transcript and its lease (the fence counter stays, so old fences stay dead)."""
         await self._run(_delete_tx, conversation_id)
+        self._columns.pop(conversation_id, None)
         self._wake(conversation_id)
 
     async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
@@ -320,8 +344,8 @@ class SQLiteStore:
 
     async def release(self, lease: Lease) -> None:
         """Give the lease up; a no-op when a newer lease replaced it."""
-        sql = "UPDATE leases SET owner = NULL, expires_at = 0 WHERE conversation_id = ? AND fence = ?"
-        if await self._run(_write, sql, (lease.conversation_id, lease.fence)):
+        self._columns.pop(lease.conversation_id, None)
+        if await self._run(_write, _RELEASE, (lease.conversation_id, lease.fence)):
             self._wake(lease.conversation_id)
 
     async def aclose(self) -> None:
@@ -330,6 +354,12 @@ class SQLiteStore:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def _remember(self, conversation_id: str, version: int, status: str, last_activity_at: float) -> None:
+        """Note the indexed columns of a version this store read or wrote (only a hint: see _UPDATE_DATA)."""
+        if len(self._columns) >= _COLUMN_HINTS and conversation_id not in self._columns:
+            self._columns.clear()
+        self._columns[conversation_id] = (version, status, last_activity_at)
 
     def _wake(self, conversation_id: str) -> None:
         event = self._released.pop(conversation_id, None)
@@ -358,7 +388,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 # A save is one conditional write: the version and (when fenced) the live lease are checked by the write
-# itself, so it needs no transaction of its own unless transcript rows go with it.
+# itself, so it needs no transaction of its own unless transcript rows or a lease release go with it.
 _INSERT_RECORD = (
     "INSERT OR IGNORE INTO conversations (conversation_id, version, status, last_activity_at, data) "
     "SELECT ?, 1, ?, ?, ? WHERE (?5 IS NULL OR EXISTS (SELECT 1 FROM leases WHERE conversation_id = ?1 "
@@ -369,6 +399,15 @@ _UPDATE_RECORD = (
     "WHERE conversation_id = ?1 AND version = ?7 AND (?5 IS NULL OR EXISTS (SELECT 1 FROM leases "
     "WHERE conversation_id = ?1 AND fence = ?5 AND expires_at > ?6))"
 )
+# The same write when the indexed columns already hold the new values (a turn's write-ahead changes only
+# the data). SQLite rewrites the index entries of every column named in SET, changed or not, so leaving
+# them out halves the write; the WHERE makes it apply only when they really are unchanged.
+_UPDATE_DATA = (
+    "UPDATE conversations SET version = ?7 + 1, data = ?4 "
+    "WHERE conversation_id = ?1 AND version = ?7 AND status = ?2 AND last_activity_at = ?3 AND (?5 IS NULL "
+    "OR EXISTS (SELECT 1 FROM leases WHERE conversation_id = ?1 AND fence = ?5 AND expires_at > ?6))"
+)
+_RELEASE = "UPDATE leases SET owner = NULL, expires_at = 0 WHERE conversation_id = ? AND fence = ?"
 
 
 def _save_tx(
@@ -381,13 +420,20 @@ def _save_tx(
     last_activity_at: float,
     data: str,
     entries: list[str],
+    columns_unchanged: bool,
+    release_fence: int | None,
 ) -> None:
     args = (conversation_id, status, last_activity_at, data, fence, now, expected)
-    if entries:
+    in_transaction = bool(entries) or release_fence is not None
+    if in_transaction:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        cur = conn.execute(_INSERT_RECORD, args[:6]) if expected == 0 else conn.execute(_UPDATE_RECORD, args)
-        if cur.rowcount != 1:
+        if expected == 0:
+            saved = conn.execute(_INSERT_RECORD, args[:6]).rowcount == 1
+        else:
+            saved = columns_unchanged and conn.execute(_UPDATE_DATA, args).rowcount == 1
+            saved = saved or conn.execute(_UPDATE_RECORD, args).rowcount == 1
+        if not saved:
             # Refused: say why, lease first (as the write checks it first).
             fence_ok = fence is None or conn.execute(f"SELECT {_FENCE_OK}", (conversation_id, fence, now)).fetchone()[0]
             if not fence_ok:
@@ -403,6 +449,9 @@ def _save_tx(
                 "INSERT INTO transcript (conversation_id, entry) VALUES (?, ?)",
                 [(conversation_id, entry) for entry in entries],
             )
+        if release_fence is not None:
+            conn.execute(_RELEASE, (conversation_id, release_fence))
+        if in_transaction:
             conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
