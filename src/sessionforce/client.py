@@ -8,6 +8,7 @@ manager built on top of this client).
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
@@ -26,15 +27,13 @@ from sessionforce.models import (
     InstanceConfig,
     MessagesResponse,
     MessageType,
-    OutgoingMessage,
-    SendMessageRequest,
     StartSessionRequest,
     StartSessionResponse,
     StreamingCapabilities,
     VariableInput,
     to_variables,
 )
-from sessionforce.reply import Reply
+from sessionforce.reply import Reply, construct_validated
 from sessionforce.settings import ClientSettings
 from sessionforce.streaming import (
     EndOfTurnEvent,
@@ -87,6 +86,10 @@ def parse_response(model: type[MessagesResponse], body: bytes, status: int) -> M
         raise protocol_error(f"unexpected response body ({problems})", body, status) from None
 
 
+# Compact, UTF-8 as is: the same bytes pydantic's model_dump_json writes for the request models.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _message_body(
     text: str,
     sequence_id: int,
@@ -94,6 +97,11 @@ def _message_body(
     message_type: str,
     in_reply_to: str | None,
 ) -> bytes:
+    """The send-message body (the shape of :class:`~sessionforce.models.SendMessageRequest`).
+
+    Written as a dict rather than through the two request models: it is built on every turn, and the
+    models cost four times as much for a body whose every field is checked here anyway.
+    """
     if not isinstance(text, str):
         raise InvalidArgument(f"text must be a string, got {type(text).__name__}.")
     if isinstance(sequence_id, bool) or not isinstance(sequence_id, int) or sequence_id < 1:
@@ -102,16 +110,24 @@ def _message_body(
         raise InvalidArgument(
             f"message_type {message_type!r} is not one the Agent API lists; use one of {sorted(_MESSAGE_TYPES)}."
         )
+    message: dict[str, Any] = {"sequenceId": sequence_id, "type": message_type, "text": text}
+    if in_reply_to is not None:
+        if not isinstance(in_reply_to, str):
+            raise InvalidArgument(f"in_reply_to must be a message id string, got {type(in_reply_to).__name__}.")
+        message["inReplyToMessageId"] = in_reply_to
     try:
-        message = OutgoingMessage(
-            sequence_id=sequence_id,
-            type=message_type,
-            text=text,
-            in_reply_to_message_id=in_reply_to,
-        )
-        return SendMessageRequest(message=message, variables=to_variables(variables)).to_wire()
+        wire_variables = [
+            v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in to_variables(variables)
+        ]
     except ValidationError as exc:
-        raise InvalidArgument(f"Invalid message or variables: {exc.errors(include_input=False)[0]['msg']}") from None
+        raise InvalidArgument(f"Invalid variables: {exc.errors(include_input=False)[0]['msg']}") from None
+    try:
+        return _encode_json({"message": message, "variables": wire_variables}).encode()
+    except UnicodeEncodeError:
+        raise InvalidArgument(
+            "The message text or a variable is not valid Unicode (it holds a lone surrogate). "
+            "What to do: decode the user's input with errors='replace' before sending it."
+        ) from None
 
 
 class AsyncAgentClient:
@@ -304,8 +320,10 @@ class AsyncAgentClient:
         response = await self._transport.request("POST", path, body=body, on_session=True)
         parsed = parse_response(MessagesResponse, response.body, response.status)
         raise_for_error_messages(parsed.messages, response.body)
-        # model_construct: the messages were just validated with the response; do not pay for it twice.
-        return Reply.model_construct(messages=parsed.messages, session_id=session_id, sequence_id=sequence_id)
+        # The messages were just validated with the response; do not pay for it twice.
+        return construct_validated(
+            Reply, {"messages": parsed.messages, "session_id": session_id, "sequence_id": sequence_id}
+        )
 
     def stream_message(
         self,

@@ -43,7 +43,7 @@ from sessionforce.errors import (
 from sessionforce.events import ConversationEvent, EventHook, EventKind, Hooks
 from sessionforce.locks import LocalLocks, TurnLock, worker_identity
 from sessionforce.models import EndReason, MessageType, VariableInput
-from sessionforce.reply import Reply
+from sessionforce.reply import Reply, construct_validated
 from sessionforce.resume import ResumeContext
 from sessionforce.store.base import (
     ConversationRecord,
@@ -634,9 +634,10 @@ class Conversation:
     def _reply(
         self, reply: Reply, reason: str | None, interrupted: PendingTurn | None, greeting: Reply | None
     ) -> ConversationReply:
-        # model_construct: the messages were validated when the reply was read; do not pay for it twice.
-        return ConversationReply.model_construct(
-            messages=reply.messages, session_id=reply.session_id, sequence_id=reply.sequence_id,
-            resumed=reason is not None, resume_reason=reason, interrupted_turn=interrupted,
-            greeting=greeting if greeting is not reply else None,
-        ).bind(self)
+        # The messages were validated when the reply was read; do not pay for it twice.
+        fields = {
+            "messages": reply.messages, "session_id": reply.session_id, "sequence_id": reply.sequence_id,
+            "resumed": reason is not None, "resume_reason": reason, "interrupted_turn": interrupted,
+            "greeting": greeting if greeting is not reply else None,
+        }
+        return construct_validated(ConversationReply, fields, {"_conversation": self})

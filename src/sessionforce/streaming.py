@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from sessionforce.errors import APIStatusError, ProtocolError, error_from_status
 from sessionforce.models import AgentMessage, ErrorMessage, agent_message_adapter
-from sessionforce.reply import Reply
+from sessionforce.reply import Reply, construct_validated
 
 __all__ = [
     "EndOfTurnEvent",
@@ -327,9 +327,9 @@ class ReplyAssembler:
 
     def reply(self) -> Reply:
         """The turn's reply from the complete messages received."""
-        # model_construct: each message was validated as its event arrived.
-        return Reply.model_construct(
-            messages=list(self.messages), session_id=self.session_id, sequence_id=self.sequence_id
+        # Each message was validated as its event arrived.
+        return construct_validated(
+            Reply, {"messages": list(self.messages), "session_id": self.session_id, "sequence_id": self.sequence_id}
         )
 
 

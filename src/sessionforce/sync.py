@@ -23,7 +23,7 @@ from sessionforce.conversation_types import TurnReply
 from sessionforce.errors import ClientClosed, InvalidArgument
 from sessionforce.events import EventHook, EventKind
 from sessionforce.models import MessageType, VariableInput
-from sessionforce.reply import Reply
+from sessionforce.reply import Reply, construct_validated
 from sessionforce.streaming import EventStream, StreamEvent
 
 __all__ = [
@@ -218,9 +218,8 @@ class BlockingReply(TurnReply):
     @classmethod
     def of(cls, reply: TurnReply, conversation: BlockingConversation) -> BlockingReply:
         """The blocking view of an async conversation reply (no re-validation)."""
-        made = cls.model_construct(**{name: getattr(reply, name) for name in TurnReply.model_fields})
-        made._conversation = conversation
-        return made
+        fields = {name: getattr(reply, name) for name in TurnReply.model_fields}
+        return construct_validated(cls, fields, {"_conversation": conversation})
 
     def _owner(self) -> BlockingConversation:
         if self._conversation is None:

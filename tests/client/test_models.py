@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessionforce.client import parse_response
-from sessionforce.errors import ProtocolError
+from sessionforce.errors import InvalidArgument, ProtocolError
 from sessionforce.models import (
     ConfirmMessage,
     EscalateMessage,
@@ -97,6 +97,35 @@ def test_token_response_accepts_issued_at_as_string_or_number_and_hides_the_toke
     assert "SECRET" not in repr(a)
 
 
+def test_construct_validated_builds_what_model_construct_builds() -> None:
+    from sessionforce.conversation_types import ConversationReply
+    from sessionforce.reply import construct_validated
+    from sessionforce.sync import BlockingReply
+
+    messages = read({"messages": [{"type": "Inquire", "id": "q1", "message": "Which order?"}]}).messages
+    fields: dict[str, Any] = {"messages": messages, "session_id": "s1", "sequence_id": 4}
+    turn = {"resumed": True, "resume_reason": "expired", "interrupted_turn": None, "greeting": None}
+    owner = object()
+    for cls, values, private in [
+        (Reply, fields, None),
+        (ConversationReply, {**fields, **turn}, {"_conversation": owner}),
+        (BlockingReply, {**fields, **turn}, {"_conversation": owner}),
+    ]:
+        assert set(values) == set(cls.model_fields)  # every field named, as the helper requires
+        made = construct_validated(cls, dict(values), private)
+        reference = cls.model_construct(**values)
+        if private:
+            reference._conversation = owner  # type: ignore[attr-defined]
+        assert made == reference
+        assert made.__pydantic_fields_set__ == reference.__pydantic_fields_set__
+        assert made.__pydantic_private__ == reference.__pydantic_private__
+        assert made.model_dump() == reference.model_dump()
+        assert made.awaiting is Awaiting.INPUT
+        assert made.text == "Which order?"
+        with pytest.raises(ValueError, match="frozen"):
+            made.session_id = "other"
+
+
 def test_requests_are_strict_and_camel_case() -> None:
     message = OutgoingMessage(sequence_id=3, type="Reply", text="yes", in_reply_to_message_id="c1")
     body = SendMessageRequest(message=message)
@@ -105,6 +134,49 @@ def test_requests_are_strict_and_camel_case() -> None:
     }
     with pytest.raises(ValueError, match="extra"):
         OutgoingMessage(sequence_id=1, text="x", colour="red")  # type: ignore[call-arg]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(max_size=40),
+    sequence_id=st.integers(min_value=1, max_value=2**53),
+    message_type=st.sampled_from(["Text", "Reply", "Cancel"]),
+    in_reply_to=st.none() | st.text(min_size=1, max_size=8),
+    variables=st.lists(
+        st.fixed_dictionaries(
+            {"name": st.text(min_size=1, max_size=8), "value": st.none() | st.integers() | st.text(max_size=8)},
+            optional={"type": st.sampled_from(["Text", "Number"])},
+        ),
+        max_size=3,
+    ),
+)
+def test_the_send_body_is_what_the_request_models_write(
+    text: str, sequence_id: int, message_type: str, in_reply_to: str | None, variables: list[dict[str, Any]]
+) -> None:
+    """The client writes the send-message body by hand (it is built every turn); the models are the spec."""
+    from sessionforce.client import _message_body
+    from sessionforce.models import to_variables
+
+    message = OutgoingMessage(sequence_id=sequence_id, type=message_type, text=text,  # type: ignore[arg-type]
+                              in_reply_to_message_id=in_reply_to)
+    try:
+        expected = SendMessageRequest(message=message, variables=to_variables(variables)).to_wire()
+    except ValueError:  # a lone surrogate: pydantic cannot write it either
+        with pytest.raises(InvalidArgument, match="Unicode"):
+            _message_body(text, sequence_id, variables, message_type, in_reply_to)
+        return
+    assert json.loads(_message_body(text, sequence_id, variables, message_type, in_reply_to)) == json.loads(expected)
+
+
+def test_bad_send_bodies_are_invalid_argument() -> None:
+    from sessionforce.client import _message_body
+
+    with pytest.raises(InvalidArgument, match="Unicode"):
+        _message_body("bad \ud800", 1, (), "Text", None)
+    with pytest.raises(InvalidArgument, match="variables"):
+        _message_body("x", 1, [{"value": 1}], "Text", None)
+    with pytest.raises(InvalidArgument, match="in_reply_to"):
+        _message_body("x", 1, (), "Reply", 42)  # type: ignore[arg-type]
 
 
 json_values = st.recursive(
