@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
@@ -71,7 +72,13 @@ class Session(BaseModel):
     greeting: Reply
 
 
+# Ids made only of URL-safe characters (Salesforce's always are) go into the path as they are.
+_url_safe = re.compile(r"[A-Za-z0-9._~-]+").fullmatch
+
+
 def _segment(value: str, name: str) -> str:
+    if isinstance(value, str) and _url_safe(value):
+        return value
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(f"{name} must be a non-empty string, got {value!r}.")
     return quote(value, safe="")

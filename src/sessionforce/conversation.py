@@ -43,7 +43,7 @@ from sessionforce.errors import (
 from sessionforce.events import ConversationEvent, EventHook, EventKind, Hooks
 from sessionforce.locks import LocalLocks, TurnLock, worker_identity
 from sessionforce.models import EndReason, MessageType, VariableInput
-from sessionforce.reply import Reply, construct_validated
+from sessionforce.reply import Awaiting, Reply, construct_validated
 from sessionforce.resume import ResumeContext
 from sessionforce.store.base import (
     ConversationRecord,
@@ -120,7 +120,10 @@ class _TurnScope:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + conv.options.lock_wait
         slot = await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
-        lock = TurnLock(conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity())
+        lock = TurnLock(
+            conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity(),
+            keeper=conv._locks.keeper,
+        )
         previous_log = enter_log_context(conversationId=conv.conversation_id)
         try:
             await lock.acquire(wait=max(0.0, deadline - loop.time()))
@@ -520,7 +523,8 @@ class Conversation:
                     # Written before sending, so a crash mid-turn leaves a trace the next process reports.
                     await turn.save(last_sequence_id=seq, pending=pending)
                     update_log_context(sequenceId=seq)
-                    await self._emit(EventKind.TURN_SENT, turn, seq)
+                    if self.hooks:
+                        await self._emit(EventKind.TURN_SENT, turn, seq)
                 try:
                     reply: Reply | None = None
                     if streaming:
@@ -615,20 +619,22 @@ class Conversation:
             detail={"resumed": reason} if reason else {},
         )
         changes: dict[str, Any] = {"pending": None, "turns": turn.record.turns + 1, "last_activity_at": now}
-        if reply.escalated:
+        awaiting = reply.awaiting
+        if awaiting is Awaiting.ESCALATED or (awaiting is Awaiting.ENDED and reply.escalated):
             changes["escalated"] = True
         # The turn's last write: it gives the lease up too.
-        if reply.ended:
+        if awaiting is Awaiting.ENDED:
             await self._mark_closed(
                 turn, SessionState.ENDED, reply.end_reason, [entry], release=True, agent_ended=True, **changes
             )
         else:
             await turn.save(log=[entry], release=True, **changes)
-        await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=reply.awaiting.value)
-        if reply.ended:
-            await self._emit(
-                EventKind.ENDED, turn, pending.sequence_id, pending.session_id, reason=reply.end_reason, by="agent"
-            )
+        if self.hooks:
+            await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=awaiting.value)
+            if awaiting is Awaiting.ENDED:
+                await self._emit(
+                    EventKind.ENDED, turn, pending.sequence_id, pending.session_id, reason=reply.end_reason, by="agent"
+                )
         return self._reply(reply, reason, interrupted, greeting)
 
     def _reply(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -18,18 +19,23 @@ from sessionforce._logging import log_context
 from sessionforce.errors import ConversationBusy, LeaseLost, StoreUnavailable
 from sessionforce.store.base import Lease, Store
 
-__all__ = ["LocalLocks", "TurnLock", "worker_identity"]
+__all__ = ["LeaseKeeper", "LocalLocks", "TurnLock", "worker_identity"]
 
 logger = logging.getLogger("sessionforce.conversation")
 
 
 _HOST = socket.gethostname()
+_identity: tuple[int, str] = (0, "")
 
 
 def worker_identity() -> str:
     """``host:pid``: who holds a lease, for reports of interrupted turns (the pid is read each time: a
     forked worker is someone else)."""
-    return f"{_HOST}:{os.getpid()}"
+    global _identity
+    pid = os.getpid()
+    if _identity[0] != pid:
+        _identity = (pid, f"{_HOST}:{pid}")
+    return _identity[1]
 
 
 @dataclass(slots=True)
@@ -43,6 +49,8 @@ class LocalLocks:
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
+        self.keeper = LeaseKeeper()
+        """Starts the renewal of the leases of this process's long turns."""
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -81,16 +89,67 @@ class LocalLocks:
             del self._slots[key]
 
 
-class TurnLock:
-    """Holds the store lease for one turn and renews it if the turn outlasts a third of its ttl."""
+class LeaseKeeper:
+    """Starts renewing the lease of each running turn that outlives a third of its ttl.
 
-    def __init__(self, store: Store, conversation_id: str, *, ttl: float, owner: str) -> None:
+    One timer for all the turns on an event loop, set for the earliest renewal due, rather than a timer
+    per turn: nearly every turn ends long before its renewal is due, and a busy process would otherwise
+    fill the event loop's timer heap with thousands of cancelled timers, which every other timer
+    (aiohttp's read timeouts among them) then pays for.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[TurnLock, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def watch(self, lock: TurnLock, ttl: float) -> None:
+        """Renew ``lock`` from a third of ``ttl`` from now on, unless :meth:`forget` comes first."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop: the old one's timer went with it
+            self._loop, self._timer, self._timer_at = loop, None, math.inf
+            self._due.clear()
+        due = loop.time() + ttl / 3
+        self._due[lock] = due
+        if due < self._timer_at:
+            self._schedule(loop, due)
+
+    def forget(self, lock: TurnLock) -> None:
+        """``lock``'s turn is over (a timer set for it finds nothing to do and is not set again)."""
+        self._due.pop(lock, None)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(at, self._tick), at
+
+    def _tick(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        due_ones = [lock for lock, due in self._due.items() if due <= now]
+        for lock in due_ones:
+            del self._due[lock]
+            lock.start_renewing()
+        if self._due:
+            self._schedule(loop, min(self._due.values()))
+
+
+class TurnLock:
+    """Holds the store lease for one turn; its keeper has it renewed if the turn outlives a third of its ttl."""
+
+    def __init__(self, store: Store, conversation_id: str, *, ttl: float, owner: str, keeper: LeaseKeeper) -> None:
         self._store = store
         self._conversation_id = conversation_id
         self._ttl = ttl
         self._owner = owner
+        self._keeper = keeper
         self.lease: Lease | None = None
-        self._renew_handle: asyncio.TimerHandle | None = None
         self._renewer: asyncio.Task[None] | None = None
         self.lost: BaseException | None = None
 
@@ -104,12 +163,13 @@ class TurnLock:
     async def acquire(self, wait: float) -> Lease:
         """Take the lease, waiting at most ``wait`` seconds."""
         self.lease = await self._store.acquire(self._conversation_id, owner=self._owner, ttl=self._ttl, wait=wait)
-        # A timer, not a task: most turns end long before a renewal is due, and a timer costs far less.
-        self._renew_handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._start_renewer)
+        self._keeper.watch(self, self._ttl)
         return self.lease
 
-    def _start_renewer(self) -> None:
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
+    def start_renewing(self) -> None:
+        """Renew the lease every third of its ttl until the turn ends (called by the keeper)."""
+        if self.lease is not None and self._renewer is None:
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
 
     async def _renew_loop(self) -> None:
         while self.lease is not None:
@@ -123,9 +183,7 @@ class TurnLock:
 
     async def stop_renewing(self) -> None:
         """Stop renewing the lease (before the save that gives it up, so no renewal races that save)."""
-        if self._renew_handle is not None:
-            self._renew_handle.cancel()
-            self._renew_handle = None
+        self._keeper.forget(self)
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
             renewer.cancel()
