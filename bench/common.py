@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import gc
 import json
 import os
 import platform
@@ -116,6 +117,38 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100.0 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+@dataclass
+class GCPauses:
+    """The garbage collector's pauses recorded by :func:`gc_pauses`: full (generation 2) collections and
+    the longest pause of any generation, in seconds."""
+
+    full: int = 0
+    longest: float = 0.0
+    total: float = 0.0
+
+
+@contextlib.contextmanager
+def gc_pauses() -> Iterator[GCPauses]:
+    """Record every collection's duration (``gc.callbacks``) while the block runs."""
+    pauses = GCPauses()
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        pause = time.perf_counter() - started[0]
+        pauses.total += pause
+        pauses.longest = max(pauses.longest, pause)
+        pauses.full += info["generation"] == 2
+
+    gc.callbacks.append(callback)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(callback)
 
 
 def peak_rss_bytes() -> int:

@@ -36,8 +36,10 @@ from bench.common import (
     CLIENT_ID,
     CLIENT_SECRET,
     DEMO_AGENT_ID,
+    GCPauses,
     current_rss_bytes,
     fetch_token,
+    gc_pauses,
     header,
     peak_rss_bytes,
     percentile,
@@ -78,8 +80,9 @@ async def burst(count: int, turns: int, send: Send) -> tuple[float, list[float]]
     return count * turns / (time.perf_counter() - started), added
 
 
-async def paced(count: int, turns: int, rate: float, send: Send) -> tuple[float, list[float]]:
-    """Turns on a fixed schedule at ``rate``/s; (achieved turns/s, added latency from the scheduled time)."""
+async def paced(count: int, turns: int, rate: float, send: Send) -> tuple[float, list[float], GCPauses]:
+    """Turns on a fixed schedule at ``rate``/s; (achieved turns/s, added latency from the scheduled time,
+    the garbage collector's pauses meanwhile)."""
     added: list[float] = []
     t0 = time.perf_counter() + 0.5
 
@@ -92,14 +95,18 @@ async def paced(count: int, turns: int, rate: float, send: Send) -> tuple[float,
             await send(n, k)
             added.append(time.perf_counter() - slot - LATENCY)
 
-    await asyncio.gather(*(lane(n) for n in range(count)))
-    return count * turns / (time.perf_counter() - t0), added
+    with gc_pauses() as pauses:
+        await asyncio.gather(*(lane(n) for n in range(count)))
+    return count * turns / (time.perf_counter() - t0), added, pauses
 
 
-def line(label: str, rate: float, added: list[float]) -> str:
-    """One result row."""
+def line(label: str, rate: float, added: list[float], pauses: GCPauses | None = None) -> str:
+    """One result row (with the collector's full collections and longest pause, for paced phases)."""
     p50, p99, worst = percentile(added, 50) * 1e3, percentile(added, 99) * 1e3, max(added) * 1e3
-    return f"{label:<38} {rate:>10,.0f} {p50:>10.1f} ms {p99:>10.1f} ms {worst:>10.1f} ms"
+    row = f"{label:<38} {rate:>10,.0f} {p50:>10.1f} ms {p99:>10.1f} ms {worst:>10.1f} ms"
+    if pauses is not None:
+        row += f" {pauses.full:>9} {pauses.longest * 1e3:>10.1f} ms"
+    return row
 
 
 async def run_bare(url: str, count: int, turns: int, pool: int, rate: float) -> list[str]:
@@ -235,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
                                                      args.max_connections, args.rate, args.gc))
     with server_process("emulator") as server:
         traced, traced_no_transcript = asyncio.run(traced_bytes(server.url, args.traced, args.turns))
-    print(f"{'mode':<38} {'turns/s':>10} {'added p50':>13} {'added p99':>13} {'added max':>13}")
+    print(f"{'mode':<38} {'turns/s':>10} {'added p50':>13} {'added p99':>13} {'added max':>13} {'full GCs':>9} "
+          f"{'longest GC':>13}")
     for row in bare + ours:
         print(row)
     print(f"peak RSS: {peak_rss_bytes() / 2**20:,.0f} MiB")

@@ -257,7 +257,7 @@ class AsyncAgentClient:
             locks=self._local_locks,
             agent_id=agent_id,
             options=settings,
-            hooks=Hooks(hooks),
+            hooks=Hooks(hooks) if hooks else None,
         )
 
     # ------------------------------------------------------------------ calls

@@ -171,7 +171,7 @@ class Conversation:
 
     # Slots: a process may hold thousands of these at once.
     __slots__ = (
-        "_agent_id", "_lock_key", "_locks", "client", "conversation_id", "hooks", "options", "store",
+        "_agent_id", "_hooks", "_lock_key", "_locks", "client", "conversation_id", "options", "store",
     )
 
     def __init__(
@@ -191,7 +191,9 @@ class Conversation:
         self.conversation_id = conversation_id
         self.store = store
         self.options = options or _DEFAULT_OPTIONS
-        self.hooks = hooks or Hooks()
+        # None until a hook is added: most conversations have none, and an object fewer per conversation
+        # is less for the garbage collector to walk in a process holding thousands.
+        self._hooks = hooks if hooks else None
         self._agent_id = agent_id
         self._locks = locks
         self._lock_key = f"{id(store)}:{conversation_id}"
@@ -201,7 +203,9 @@ class Conversation:
 
     def on(self, kind: EventKind | str, hook: EventHook) -> None:
         """Call ``hook`` (plain or async) on every event of ``kind`` (``"*"`` for all)."""
-        self.hooks.add(kind, hook)
+        if self._hooks is None:
+            self._hooks = Hooks()
+        self._hooks.add(kind, hook)
 
     # ------------------------------------------------------------------ scoped use
 
@@ -351,9 +355,9 @@ class Conversation:
         **detail: Any,
     ) -> None:
         """Fire an event; ``session_id`` names the session when it is no longer the record's live one."""
-        if self.hooks:
+        if self._hooks is not None:
             record = turn.record
-            await self.hooks.emit(
+            await self._hooks.emit(
                 ConversationEvent(
                     kind, self.conversation_id, session_id or record.session_id, record.external_session_key,
                     sequence_id, detail,
@@ -523,7 +527,7 @@ class Conversation:
                     # Written before sending, so a crash mid-turn leaves a trace the next process reports.
                     await turn.save(last_sequence_id=seq, pending=pending)
                     update_log_context(sequenceId=seq)
-                    if self.hooks:
+                    if self._hooks is not None:
                         await self._emit(EventKind.TURN_SENT, turn, seq)
                 try:
                     reply: Reply | None = None
@@ -629,7 +633,7 @@ class Conversation:
             )
         else:
             await turn.save(log=[entry], release=True, **changes)
-        if self.hooks:
+        if self._hooks is not None:
             await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=awaiting.value)
             if awaiting is Awaiting.ENDED:
                 await self._emit(

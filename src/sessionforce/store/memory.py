@@ -1,9 +1,9 @@
 """`MemoryStore`: conversation state in this process's memory (tests, scripts, single-process apps).
 
 Records are kept as the objects saved (the conversation layer never changes a record after saving it;
-it builds a new one with ``replace``). Transcript entries are kept as their JSON text: one small object
-each instead of a tree of dicts, which keeps a long-running process's memory and garbage-collector
-passes small.
+it builds a new one with ``replace``). A conversation's transcript is kept as JSON Lines in one
+``bytearray``: no tree of dicts, not even a list, so nothing in it is an object the garbage collector
+has to walk, which keeps a long-running process's memory and collector pauses small.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class MemoryStore:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._records: dict[str, ConversationRecord] = {}
-        self._transcripts: dict[str, list[str]] = {}
+        self._transcripts: dict[str, bytearray] = {}
         self._leases: dict[str, Lease] = {}
         self._fences: dict[str, int] = {}
         self._released: dict[str, asyncio.Event] = {}
@@ -67,7 +67,7 @@ class MemoryStore:
         saved = record.replace(version=record.version + 1)
         self._records[record.conversation_id] = saved
         if transcript:
-            self._transcripts.setdefault(record.conversation_id, []).extend(e.to_json() for e in transcript)
+            self._append(record.conversation_id, transcript)
         if release is not None:
             self._release(release)
         return saved
@@ -77,11 +77,20 @@ class MemoryStore:
     ) -> None:
         """Append one transcript entry."""
         self._check_fence(conversation_id, fence)
-        self._transcripts.setdefault(conversation_id, []).append(entry.to_json())
+        self._append(conversation_id, (entry,))
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
-        return [TranscriptEntry.from_json(text) for text in self._transcripts.get(conversation_id, ())]
+        lines = bytes(self._transcripts.get(conversation_id, b"")).splitlines()  # JSON escapes line breaks
+        return [TranscriptEntry.from_json(line) for line in lines]
+
+    def _append(self, conversation_id: str, entries: Sequence[TranscriptEntry]) -> None:
+        buffer = self._transcripts.get(conversation_id)
+        if buffer is None:
+            buffer = self._transcripts[conversation_id] = bytearray()
+        for entry in entries:
+            buffer += entry.to_json().encode()
+            buffer += b"\n"
 
     async def list_conversations(
         self,
