@@ -127,12 +127,14 @@ class GCPauses:
     full: int = 0
     longest: float = 0.0
     total: float = 0.0
+    tracked: int = 0
+    """Objects the collector tracked when the block began (what a full collection walks)."""
 
 
 @contextlib.contextmanager
 def gc_pauses() -> Iterator[GCPauses]:
     """Record every collection's duration (``gc.callbacks``) while the block runs."""
-    pauses = GCPauses()
+    pauses = GCPauses(tracked=len(gc.get_objects()))
     started = [0.0]
 
     def callback(phase: str, info: dict[str, int]) -> None:

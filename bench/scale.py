@@ -105,7 +105,7 @@ def line(label: str, rate: float, added: list[float], pauses: GCPauses | None = 
     p50, p99, worst = percentile(added, 50) * 1e3, percentile(added, 99) * 1e3, max(added) * 1e3
     row = f"{label:<38} {rate:>10,.0f} {p50:>10.1f} ms {p99:>10.1f} ms {worst:>10.1f} ms"
     if pauses is not None:
-        row += f" {pauses.full:>9} {pauses.longest * 1e3:>10.1f} ms"
+        row += f" {pauses.full:>9} {pauses.longest * 1e3:>10.1f} ms {pauses.tracked:>9,}"
     return row
 
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     with server_process("emulator") as server:
         traced, traced_no_transcript = asyncio.run(traced_bytes(server.url, args.traced, args.turns))
     print(f"{'mode':<38} {'turns/s':>10} {'added p50':>13} {'added p99':>13} {'added max':>13} {'full GCs':>9} "
-          f"{'longest GC':>13}")
+          f"{'longest GC':>13} {'objects':>9}")
     for row in bare + ours:
         print(row)
     print(f"peak RSS: {peak_rss_bytes() / 2**20:,.0f} MiB")

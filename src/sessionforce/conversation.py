@@ -65,14 +65,63 @@ logger = logging.getLogger("sessionforce.conversation")
 
 
 class _Turn:
-    """The state of one locked turn: the current record and the fence its writes carry."""
+    """One turn's hold on its conversation, used as ``async with conversation._turn() as turn``.
 
-    __slots__ = ("conversation", "lock", "record")
+    Entering takes the conversation's turn lock (FIFO in this process, then the store's lease), loads
+    (or creates) the record and sets the log context; leaving undoes all of it in reverse order. In
+    between, ``record`` is the current record and ``lock`` holds the fence every write carries.
 
-    def __init__(self, conversation: Conversation, lock: TurnLock, record: ConversationRecord) -> None:
+    A class rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based context
+    manager costs an async generator (and the event loop's bookkeeping for it) each time.
+    """
+
+    __slots__ = ("_log", "_slot", "conversation", "lock", "record")
+
+    record: ConversationRecord
+    lock: TurnLock
+
+    def __init__(self, conversation: Conversation) -> None:
         self.conversation = conversation
-        self.lock = lock
-        self.record = record
+
+    async def __aenter__(self) -> Self:
+        conv = self.conversation
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + conv.options.lock_wait
+        slot = await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
+        lock = self.lock = TurnLock(
+            conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity(),
+            keeper=conv._locks.keeper,
+        )
+        previous_log = enter_log_context(conversationId=conv.conversation_id)
+        try:
+            await lock.acquire(wait=max(0.0, deadline - loop.time()))
+            record = await conv.store.load(conv.conversation_id)
+            self.record = record or conv._new_record()
+            if record is None:
+                try:
+                    await self.save()
+                except StaleRecord:
+                    self.record = await conv._load_existing()
+            update_log_context(externalSessionKey=self.record.external_session_key, sessionId=self.record.session_id)
+        except BaseException:
+            restore_log_context(previous_log)
+            try:
+                await lock.release()
+            finally:
+                conv._locks.release(conv._lock_key, slot)
+            raise
+        self._slot, self._log = slot, previous_log
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conv = self.conversation
+        restore_log_context(self._log)
+        try:
+            await self.lock.release()
+        finally:
+            conv._locks.release(conv._lock_key, self._slot)
 
     async def save(
         self, *, log: Sequence[TranscriptEntry] = (), release: bool = False, **changes: Any
@@ -100,60 +149,6 @@ class _Turn:
         await self.conversation.store.append_transcript(
             self.record.conversation_id, self.entry(kind, **fields), fence=self.lock.fence
         )
-
-
-class _TurnScope:
-    """Entering takes the conversation's turn lock (FIFO in this process, then the store's lease), loads
-    (or creates) the record and sets the log context; leaving undoes all of it in reverse order.
-
-    A class rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based context
-    manager costs an async generator (and the event loop's bookkeeping for it) each time.
-    """
-
-    __slots__ = ("_conversation", "_lock", "_log", "_slot")
-
-    def __init__(self, conversation: Conversation) -> None:
-        self._conversation = conversation
-
-    async def __aenter__(self) -> _Turn:
-        conv = self._conversation
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + conv.options.lock_wait
-        slot = await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
-        lock = TurnLock(
-            conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity(),
-            keeper=conv._locks.keeper,
-        )
-        previous_log = enter_log_context(conversationId=conv.conversation_id)
-        try:
-            await lock.acquire(wait=max(0.0, deadline - loop.time()))
-            record = await conv.store.load(conv.conversation_id)
-            turn = _Turn(conv, lock, record or conv._new_record())
-            if record is None:
-                try:
-                    await turn.save()
-                except StaleRecord:
-                    turn.record = await conv._load_existing()
-            update_log_context(externalSessionKey=turn.record.external_session_key, sessionId=turn.record.session_id)
-        except BaseException:
-            restore_log_context(previous_log)
-            try:
-                await lock.release()
-            finally:
-                conv._locks.release(conv._lock_key, slot)
-            raise
-        self._slot, self._lock, self._log = slot, lock, previous_log
-        return turn
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        conv = self._conversation
-        restore_log_context(self._log)
-        try:
-            await self._lock.release()
-        finally:
-            conv._locks.release(conv._lock_key, self._slot)
 
 
 def _messages(reply: Reply) -> list[dict[str, Any]]:
@@ -322,9 +317,9 @@ class Conversation:
 
     # ------------------------------------------------------------------ the turn
 
-    def _turn(self) -> _TurnScope:
-        """The scope of one turn: ``async with self._turn() as turn`` (see :class:`_TurnScope`)."""
-        return _TurnScope(self)
+    def _turn(self) -> _Turn:
+        """The scope of one turn: ``async with self._turn() as turn`` (see :class:`_Turn`)."""
+        return _Turn(self)
 
     def _new_record(self) -> ConversationRecord:
         agent_id = self._agent_id or self.client.settings.agent_id

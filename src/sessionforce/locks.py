@@ -40,8 +40,9 @@ def worker_identity() -> str:
 
 @dataclass(slots=True)
 class _Slot:
-    lock: asyncio.Lock
-    users: int = 0
+    lock: asyncio.Lock | None = None
+    """Made when a second turn has to wait: an uncontended turn needs no lock object at all."""
+    users: int = 1
 
 
 class LocalLocks:
@@ -60,13 +61,14 @@ class LocalLocks:
         Give it back with :meth:`release`. (Plain methods, not a context manager: this runs every turn.)"""
         slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[key] = _Slot(asyncio.Lock())
+            slot = self._slots[key] = _Slot()
+            return slot  # nobody holds it or waits for it
         slot.users += 1
+        if slot.lock is None:
+            slot.lock = asyncio.Lock()
+            await slot.lock.acquire()  # for the turn that holds the slot: the lock is free, so this never waits
         try:
-            if slot.lock.locked():
-                async with asyncio.timeout(wait):
-                    await slot.lock.acquire()
-            else:
+            async with asyncio.timeout(wait):
                 await slot.lock.acquire()
         except BaseException as exc:
             self._leave(key, slot)
@@ -80,7 +82,8 @@ class LocalLocks:
 
     def release(self, key: str, slot: _Slot) -> None:
         """Give back a lock taken with :meth:`acquire`."""
-        slot.lock.release()
+        if slot.lock is not None:
+            slot.lock.release()
         self._leave(key, slot)
 
     def _leave(self, key: str, slot: _Slot) -> None:
