@@ -22,7 +22,8 @@ def log_context() -> dict[str, Any]:
 
 
 def enter_log_context(**ids: Any) -> dict[str, Any]:
-    """Set (some of) the ids; returns what to give :func:`restore_log_context` afterwards."""
+    """Set (some of) the ids in a fresh dict owned by the caller's block (a turn); returns what to give
+    :func:`restore_log_context` afterwards."""
     previous = _context.get()
     _context.set({**previous, **ids})
     return previous
@@ -35,5 +36,14 @@ def restore_log_context(previous: dict[str, Any]) -> None:
 
 
 def update_log_context(**ids: Any) -> None:
-    """Change ids inside an already bound block (e.g. a new session mid-turn)."""
-    _context.set({**_context.get(), **ids})
+    """Change ids inside a block bound by :func:`enter_log_context` (e.g. a new session mid-turn).
+
+    In place: the block owns its dict, and setting the variable anew would make a new context mapping
+    each time, which every timer and task copied from the context meanwhile keeps alive (garbage for
+    the collector, per turn). Log records copy ``extra`` when made, so none sees a later change.
+    """
+    current = _context.get()
+    if current is _EMPTY:  # outside any block: never change the shared default
+        _context.set({**_EMPTY, **ids})
+    else:
+        current.update(ids)

@@ -132,7 +132,7 @@ class _Turn:
         """
         lock = self.lock
         if release:
-            await lock.stop_renewing()
+            lock.stop_renewing()
         self.record = await self.conversation.store.save(
             self.record.replace(**changes), fence=lock.fence, transcript=log, release=lock.lease if release else None
         )

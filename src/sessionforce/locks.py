@@ -184,18 +184,20 @@ class TurnLock:
                 return
             await asyncio.sleep(self._ttl / 3)
 
-    async def stop_renewing(self) -> None:
-        """Stop renewing the lease (before the save that gives it up, so no renewal races that save)."""
+    def stop_renewing(self) -> None:
+        """Stop renewing the lease (before the save that gives it up). A renewal already under way is
+        cancelled; should it land anyway, it only extends a lease the save then gives up."""
         self._keeper.forget(self)
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+        if self._renewer is not None:
+            self._renewer.cancel()
 
     async def release(self) -> None:
         """Stop renewing and give the lease up (nothing to give up after a save that released it)."""
-        await self.stop_renewing()
+        self.stop_renewing()
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
         lease, self.lease = self.lease, None
         if lease is not None:
             try:

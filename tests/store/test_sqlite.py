@@ -56,6 +56,28 @@ async def test_list_conversations_is_served_by_an_index(
     assert "TEMP B-TREE" not in plan, plan  # no sort step: the index gives the order
 
 
+async def test_a_version_1_file_is_upgraded_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    await store.save(record("c1"))
+    await store.aclose()
+    conn = sqlite3.connect(path)  # what version 1 had: an index on last_activity_at alone
+    conn.execute("CREATE INDEX conversations_activity ON conversations (last_activity_at)")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    reopened = SQLiteStore(path)
+    assert (await reopened.load("c1")) is not None
+    assert [r.conversation_id for r in await reopened.list_conversations()] == ["c1"]
+    await reopened.aclose()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "conversations_activity" not in indexes
+    assert "conversations_status_activity" in indexes
+
+
 async def test_a_data_only_save_never_leaves_the_indexed_columns_behind(tmp_path: Path) -> None:
     """A save that keeps status and activity skips the index columns; if the row changed under another
     process meanwhile (deleted and created again at the same version), the full write still runs."""

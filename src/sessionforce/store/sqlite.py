@@ -12,10 +12,11 @@ a locked database answers ``SQLITE_BUSY`` at once, and we retry with an ``asynci
 Writes use ``BEGIN IMMEDIATE`` (take the write lock first) so a transaction never fails half-way on a
 lock upgrade; single-statement writes are atomic on their own.
 
-Schema (``PRAGMA user_version`` = 1)::
+Schema (``PRAGMA user_version`` = 2)::
 
     conversations(conversation_id PK, version, status, last_activity_at, data JSON)
-        indexes (status, last_activity_at) and (last_activity_at): list_conversations never scans
+        index (status, last_activity_at): list_conversations never scans or sorts (without a status
+        filter it merges the index's ranges of the statuses, already in order)
     transcript(id INTEGER PK, conversation_id, entry JSON)   index (conversation_id, id)
     leases(conversation_id PK, fence, owner, expires_at)
         one row per conversation ever leased; ``fence`` only grows (release and delete keep the row
@@ -37,7 +38,7 @@ from sessionforce.store.base import ConversationRecord, ConversationStatus, Leas
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -49,7 +50,6 @@ CREATE TABLE IF NOT EXISTS conversations (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS conversations_status_activity ON conversations (status, last_activity_at);
-CREATE INDEX IF NOT EXISTS conversations_activity ON conversations (last_activity_at);
 CREATE TABLE IF NOT EXISTS transcript (
     id INTEGER PRIMARY KEY,
     conversation_id TEXT NOT NULL,
@@ -64,14 +64,24 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
+# Version 1 also indexed last_activity_at alone: an index write more on every turn, for listings the
+# (status, last_activity_at) index serves as well. Every statement above and here is idempotent, so one
+# pass brings a file of any older version up to date.
+_UPGRADE = "DROP INDEX IF EXISTS conversations_activity"
+
 # A lease is live when its row has this fence and has not expired; shared by every fenced write.
 _FENCE_OK = "EXISTS (SELECT 1 FROM leases WHERE conversation_id = ? AND fence = ? AND expires_at > ?)"
 
 # One static statement per filter combination (nothing user-given is formatted into SQL).
+# Without a status filter, one arm per status (statuses are our enum's values, never input), merged in order.
+_EVERY_STATUS = " UNION ALL ".join(
+    f"SELECT data, last_activity_at FROM conversations WHERE status = '{status.value}'{{where}}"
+    for status in ConversationStatus
+)
 _LIST_SQL = {
-    (False, False): "SELECT data FROM conversations ORDER BY last_activity_at LIMIT ?",
+    (False, False): _EVERY_STATUS.format(where="") + " ORDER BY last_activity_at LIMIT ?",
     (True, False): "SELECT data FROM conversations WHERE status = ? ORDER BY last_activity_at LIMIT ?",
-    (False, True): "SELECT data FROM conversations WHERE last_activity_at <= ? ORDER BY last_activity_at LIMIT ?",
+    (False, True): _EVERY_STATUS.format(where=" AND last_activity_at <= ?1") + " ORDER BY last_activity_at LIMIT ?2",
     (True, True): "SELECT data FROM conversations WHERE status = ? AND last_activity_at <= ? "
     "ORDER BY last_activity_at LIMIT ?",
 }
@@ -178,6 +188,7 @@ class SQLiteStore:
                 # Not executescript(): it would COMMIT first and drop our write lock.
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     conn.execute(statement)
+                conn.execute(_UPGRADE)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -294,7 +305,7 @@ class SQLiteStore:
         args.append(limit)
         sql = _LIST_SQL[(status is not None, idle_for is not None)]
         rows = await self._run(_fetch_all, sql, tuple(args))
-        return [ConversationRecord.from_json(data) for (data,) in rows]
+        return [ConversationRecord.from_json(row[0]) for row in rows]
 
     async def delete(self, conversation_id: str) -> None:
         """Forget the record, its transcript and its lease (the fence counter stays, so old fences stay dead)."""
