@@ -21,18 +21,24 @@ def log_context() -> dict[str, Any]:
     return _context.get()
 
 
-def enter_log_context(**ids: Any) -> dict[str, Any]:
+def enter_log_context(**ids: Any) -> contextvars.Token[dict[str, Any]]:
     """Set (some of) the ids in a fresh dict owned by the caller's block (a turn); returns what to give
     :func:`restore_log_context` afterwards."""
-    previous = _context.get()
-    _context.set({**previous, **ids})
-    return previous
+    return _context.set({**_context.get(), **ids})
 
 
-def restore_log_context(previous: dict[str, Any]) -> None:
-    """Put back the ids :func:`enter_log_context` replaced. (Not ``Token.reset()``: a turn may be finished
-    from another task's context, e.g. a stream closed by the garbage collector.)"""
-    _context.set(previous)
+def restore_log_context(token: contextvars.Token[dict[str, Any]]) -> None:
+    """Put back the ids :func:`enter_log_context` replaced.
+
+    By ``Token.reset()`` where possible: it leaves the task's context as it was, while setting the old
+    value back would keep a context mapping alive for as long as the task lives (two objects more for
+    the collector per long-lived task that ever ran a turn). A turn finished from another context (a
+    stream closed by the garbage collector) cannot reset, and sets the old value back instead.
+    """
+    try:
+        _context.reset(token)
+    except ValueError:
+        _context.set(_EMPTY if token.old_value is contextvars.Token.MISSING else token.old_value)
 
 
 def update_log_context(**ids: Any) -> None:
