@@ -75,7 +75,7 @@ class _Turn:
     manager costs an async generator (and the event loop's bookkeeping for it) each time.
     """
 
-    __slots__ = ("_log", "_slot", "conversation", "lock", "record")
+    __slots__ = ("_log", "conversation", "lock", "record")
 
     record: ConversationRecord
     lock: TurnLock
@@ -87,7 +87,7 @@ class _Turn:
         conv = self.conversation
         loop = asyncio.get_running_loop()
         deadline = loop.time() + conv.options.lock_wait
-        slot = await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
+        await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
         lock = self.lock = TurnLock(
             conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity(),
             keeper=conv._locks.keeper,
@@ -108,9 +108,9 @@ class _Turn:
             try:
                 await lock.release()
             finally:
-                conv._locks.release(conv._lock_key, slot)
+                conv._locks.release(conv._lock_key)
             raise
-        self._slot, self._log = slot, previous_log
+        self._log = previous_log
         return self
 
     async def __aexit__(
@@ -121,7 +121,7 @@ class _Turn:
         try:
             await self.lock.release()
         finally:
-            conv._locks.release(conv._lock_key, self._slot)
+            conv._locks.release(conv._lock_key)
 
     async def save(
         self, *, log: Sequence[TranscriptEntry] = (), release: bool = False, **changes: Any

@@ -58,9 +58,16 @@ USER_AGENT = f"sessionforce/{__version__} python/{platform.python_version()} aio
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Seconds to wait: to connect, for a response (between bytes), and between events of a stream; and
-    how long an idle pooled connection is kept (keep it below the server's own idle timeout, or a request
-    may go out on a connection the server just closed and end as ``DeliveryUnknown``)."""
+    """Seconds to wait: to connect; for the whole response of a request (``read``: sending it, the
+    agent's work and reading the answer, counted from when the request asks the pool for a connection);
+    between events of a stream; and how long an idle pooled connection is kept (keep it below the
+    server's own idle timeout, or a request may go out on a connection the server just closed and end as
+    ``DeliveryUnknown``).
+
+    A request still waiting for a free pooled connection when ``read`` runs out is reported as
+    ``DeliveryUnknown`` too (it was not sent, but that cannot be told apart): never resent, never
+    duplicated. Keep ``read`` well above the longest queueing your pool sees under load.
+    """
 
     connect: float = 10.0
     read: float = 120.0
@@ -238,9 +245,12 @@ class Transport:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self._closed = False
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
-        )
+        # A request's read timeout bounds the whole request (one timer), not the time between bytes:
+        # aiohttp's sock_read arms a fresh timer on every chunk, and a cancelled timer stays in the event
+        # loop's heap until its time comes (two minutes here), holding a context copy: under load, that
+        # doubled the objects each request leaves for the garbage collector and the collections with them.
+        # Streams keep sock_read: there the time between events is what matters.
+        self._timeout = aiohttp.ClientTimeout(total=self.timeouts.read, sock_connect=self.timeouts.connect)
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.stream_read
         )

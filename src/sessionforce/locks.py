@@ -39,34 +39,44 @@ def worker_identity() -> str:
 
 
 @dataclass(slots=True)
-class _Slot:
-    lock: asyncio.Lock | None = None
-    """Made when a second turn has to wait: an uncontended turn needs no lock object at all."""
-    users: int = 1
+class _Waiters:
+    """The lock of a conversation whose turn has others waiting behind it (FIFO), and how many hold or
+    wait for it."""
+
+    lock: asyncio.Lock
+    users: int
+
+
+_FREE = object()
 
 
 class LocalLocks:
-    """FIFO locks by conversation id, dropped when nobody holds or waits for them (bounded memory)."""
+    """FIFO locks by conversation id, dropped when nobody holds or waits for them (bounded memory).
+
+    A turn nobody waits behind is marked by ``None`` alone; the lock object is made only when a second
+    turn has to wait (thousands of turns in flight then cost no object each for the collector).
+    """
 
     def __init__(self) -> None:
-        self._slots: dict[str, _Slot] = {}
+        self._slots: dict[str, _Waiters | None] = {}
         self.keeper = LeaseKeeper()
         """Starts the renewal of the leases of this process's long turns."""
 
     def __len__(self) -> int:
         return len(self._slots)
 
-    async def acquire(self, key: str, wait: float) -> _Slot:
+    async def acquire(self, key: str, wait: float) -> None:
         """Take the lock for ``key``, waiting at most ``wait`` seconds (then :class:`ConversationBusy`).
         Give it back with :meth:`release`. (Plain methods, not a context manager: this runs every turn.)"""
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = _Slot()
-            return slot  # nobody holds it or waits for it
+        slot = self._slots.get(key, _FREE)
+        if slot is _FREE:
+            self._slots[key] = None
+            return
+        if slot is None:  # held, nobody waiting yet: make the lock, taken for the holder (it never waits)
+            slot = self._slots[key] = _Waiters(asyncio.Lock(), users=1)
+            await slot.lock.acquire()
+        assert isinstance(slot, _Waiters)
         slot.users += 1
-        if slot.lock is None:
-            slot.lock = asyncio.Lock()
-            await slot.lock.acquire()  # for the turn that holds the slot: the lock is free, so this never waits
         try:
             async with asyncio.timeout(wait):
                 await slot.lock.acquire()
@@ -78,15 +88,17 @@ class LocalLocks:
                     "still running. What to do: retry later, or raise lock_wait."
                 ) from None
             raise
-        return slot
 
-    def release(self, key: str, slot: _Slot) -> None:
+    def release(self, key: str) -> None:
         """Give back a lock taken with :meth:`acquire`."""
-        if slot.lock is not None:
-            slot.lock.release()
+        slot = self._slots[key]
+        if slot is None:
+            del self._slots[key]
+            return
+        slot.lock.release()
         self._leave(key, slot)
 
-    def _leave(self, key: str, slot: _Slot) -> None:
+    def _leave(self, key: str, slot: _Waiters) -> None:
         slot.users -= 1
         if slot.users == 0:
             del self._slots[key]

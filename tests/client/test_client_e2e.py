@@ -249,6 +249,19 @@ async def test_read_timeout_is_delivery_unknown_and_never_resent(emu: RunningEmu
     assert [t["text"] for t in admin.turns(s.session_id)] == ["cancel my order"]
 
 
+async def test_a_request_arms_one_timer_for_its_read_timeout(client: AsyncAgentClient) -> None:
+    """The read timeout bounds the whole request with one timer: a timer armed per chunk (aiohttp's
+    sock_read) stays in the loop's heap, cancelled, for the whole timeout, and under load multiplied the
+    objects the garbage collector walks."""
+    s = await client.start_session()
+    await client.send_message(s.session_id, "warm up", sequence_id=1)
+    loop = asyncio.get_running_loop()
+    before = len(loop._scheduled)  # type: ignore[attr-defined]  # cancelled timers included
+    for seq in range(2, 22):
+        await client.send_message(s.session_id, f"turn {seq}", sequence_id=seq)
+    assert len(loop._scheduled) - before <= 20  # type: ignore[attr-defined]
+
+
 async def test_connection_reset_after_sending_is_delivery_unknown(client: AsyncAgentClient, admin: Admin) -> None:
     s = await client.start_session()
     admin.faults({"route": "send_message", "reset": "after", "times": 1})
