@@ -502,7 +502,11 @@ class Conversation:
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}.")
         async with self._turn() as turn:
             interrupted = await self._report_pending(turn)
-            greeting, reason = await self._ensure_session(turn)
+            try:
+                greeting, reason = await self._ensure_session(turn)
+            except Exception as exc:
+                await self._record_unsent(turn, text, message_type, exc)
+                raise
             resumed_once = False
             loop = asyncio.get_running_loop()
             locked_until = loop.time() + self.options.lock_wait
@@ -590,6 +594,15 @@ class Conversation:
                     raise
                 yield result
                 return
+
+    async def _record_unsent(self, turn: _Turn, text: str, message_type: str, exc: Exception) -> None:
+        """A turn that failed before it was sent (no session could be had for it) still gets its transcript
+        entry, so the transcript accounts for every turn the application sent. The original error is
+        what the caller sees, even if this write fails."""
+        try:
+            await turn.log("error", text=text, message_type=message_type, detail={"error": str(exc), "sent": False})
+        except ConversationError as store_error:
+            logger.warning("could not record the unsent turn: %s", store_error, extra=log_context())
 
     async def _fail(self, turn: _Turn, pending: PendingTurn, kind: str, why: str, **detail: Any) -> None:
         # Also runs while the task is being cancelled: the record must not keep a stale pending turn.

@@ -15,7 +15,7 @@ import pytest
 from sessionforce import AgentClient, AsyncAgentClient, Awaiting
 from sessionforce.conversation_types import ConversationReply
 from sessionforce.emulator import RunningEmulator
-from sessionforce.errors import ConversationBusy, ConversationEnded, DeliveryUnknown
+from sessionforce.errors import BadRequest, ConversationBusy, ConversationEnded, DeliveryUnknown
 from sessionforce.events import ConversationEvent
 from sessionforce.reaper import reap_idle
 from sessionforce.store import ConversationStatus, MemoryStore, SessionState
@@ -303,6 +303,20 @@ async def test_a_long_turn_renews_its_lease_and_its_last_save_gives_it_up(
     lease = await store.acquire("long-turn", owner="other", ttl=5.0, wait=0)
     assert lease.fence == 3
     await store.release(lease)
+    await conv.end()
+
+
+async def test_a_turn_that_could_not_start_its_session_is_in_the_transcript(
+    client: AsyncAgentClient, admin: Admin
+) -> None:
+    admin.faults({"route": "start_session", "status": 400, "times": 1})
+    conv = client.conversation("no-session")
+    with pytest.raises(BadRequest):
+        await conv.send("hello?")
+    [entry] = await conv.transcript()
+    assert (entry.kind, entry.text, entry.sequence_id, entry.detail["sent"]) == ("error", "hello?", None, False)
+    assert admin.requests("send_message") == 0
+    assert (await conv.send("hello again")).text == "You said: hello again"  # nothing left behind
     await conv.end()
 
 
