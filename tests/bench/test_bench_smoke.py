@@ -45,3 +45,12 @@ def test_emulator_capacity_smoke() -> None:
 def test_streaming_smoke() -> None:
     out = _run("streaming", 50)
     assert "RATIO streaming first byte -> first text | sessionforce vs bare:" in out
+
+
+def test_lifecycle_cost_smoke() -> None:
+    for store in ("memory", "sqlite"):
+        result = subprocess.run([sys.executable, "-m", "bench.lifecycle_cost", "--smoke", "--store", store], cwd=ROOT,
+                                capture_output=True, text=True, timeout=50, check=False)
+        assert result.returncode == 0, result.stderr
+        assert f"store: {store}" in result.stdout
+        assert "lifecycle CPU per turn (median):" in result.stdout
