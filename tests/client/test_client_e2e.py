@@ -259,7 +259,8 @@ async def test_a_request_arms_one_timer_for_its_read_timeout(client: AsyncAgentC
     before = len(loop._scheduled)  # type: ignore[attr-defined]  # cancelled timers included
     for seq in range(2, 22):
         await client.send_message(s.session_id, f"turn {seq}", sequence_id=seq)
-    assert len(loop._scheduled) - before <= 20  # type: ignore[attr-defined]
+    # One per request (20), with slack for the pool's own housekeeping; a timer per chunk made it 40.
+    assert len(loop._scheduled) - before <= 28  # type: ignore[attr-defined]
 
 
 async def test_connection_reset_after_sending_is_delivery_unknown(client: AsyncAgentClient, admin: Admin) -> None:
