@@ -293,9 +293,9 @@ async def test_a_long_turn_renews_its_lease_and_its_last_save_gives_it_up(
     client: AsyncAgentClient, admin: Admin, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = MemoryStore()
-    conv = client.conversation("long-turn", store=store, lease_ttl=0.3)
+    conv = client.conversation("long-turn", store=store, lease_ttl=0.6)
     await conv.send("warm up")
-    admin.faults({"route": "send_message", "latency_ms": 500, "times": 1})  # outlives the 0.3 s lease
+    admin.faults({"route": "send_message", "latency_ms": 1000, "times": 1})  # outlives the 0.6 s lease
     with caplog.at_level(logging.WARNING, logger="sessionforce"):
         assert (await conv.send("slow")).text == "You said: slow"
     assert not [r for r in caplog.records if "lease" in r.getMessage()]  # renewed, never lost
