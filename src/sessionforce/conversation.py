@@ -526,7 +526,7 @@ class Conversation:
                     # Written before sending, so a crash mid-turn leaves a trace the next process reports.
                     await turn.save(last_sequence_id=seq, pending=pending)
                     update_log_context(sequenceId=seq)
-                    if self._hooks is not None:
+                    if self._hooks is not None:  # (as in _finish: no coroutine made when nobody listens)
                         await self._emit(EventKind.TURN_SENT, turn, seq)
                 try:
                     reply: Reply | None = None
@@ -631,9 +631,9 @@ class Conversation:
             detail={"resumed": reason} if reason else {},
         )
         changes: dict[str, Any] = {"pending": None, "turns": turn.record.turns + 1, "last_activity_at": now}
-        awaiting = reply.awaiting
-        if awaiting is Awaiting.ESCALATED or (awaiting is Awaiting.ENDED and reply.escalated):
+        if reply.escalated:
             changes["escalated"] = True
+        awaiting = reply.awaiting
         # The turn's last write: it gives the lease up too.
         if awaiting is Awaiting.ENDED:
             await self._mark_closed(
@@ -641,7 +641,7 @@ class Conversation:
             )
         else:
             await turn.save(log=[entry], release=True, **changes)
-        if self._hooks is not None:
+        if self._hooks is not None:  # (checked here too: the hot path skips making the coroutines)
             await self._emit(EventKind.REPLY, turn, pending.sequence_id, awaiting=awaiting.value)
             if awaiting is Awaiting.ENDED:
                 await self._emit(
