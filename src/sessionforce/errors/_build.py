@@ -20,6 +20,7 @@ from sessionforce.errors._tree import (
     ClientClosed,
     ConnectionFailed,
     ConversationBusy,
+    ConversationError,
     Delivery,
     DeliveryUnknown,
     LeaseLost,
@@ -30,6 +31,7 @@ from sessionforce.errors._tree import (
     ServerError,
     SessionLocked,
     SessionNotFound,
+    SessionStartFailed,
     StaleRecord,
     StoreUnavailable,
     StreamInterrupted,
@@ -49,12 +51,14 @@ __all__ = [
     "request_id_of",
     "server_message",
     "session_locked",
+    "session_start_failed",
     "stale_record",
     "static_token_refused",
     "store_unavailable",
     "stream_interrupted",
     "token_endpoint_error",
     "token_unreadable",
+    "turn_store_failure",
 ]
 
 # ---------------------------------------------------------------------------------------- status errors
@@ -386,4 +390,22 @@ def store_unavailable(
         f"The session store {redact_url(store)} failed while {operation} ({reason})."
         f"{_STORE_DELIVERY[delivery]} What to do: {advice or 'check that the store is up and writable, then retry'}.",
         delivery=delivery,
+    )
+
+
+def turn_store_failure(error: ConversationError, delivery: Delivery) -> ConversationError:
+    """A store's failure during a turn (``error``: the store cannot know whether the turn was sent)
+    restated by the lifecycle, which knows: same class, with ``delivery`` and its sentence first. Raise it
+    ``from error``."""
+    restated = type(error)(f"{_STORE_DELIVERY[delivery].strip()} {error.message}", delivery=delivery)
+    restated.reply = error.reply
+    return restated
+
+
+def session_start_failed(what: str, cause: BaseException) -> SessionStartFailed:
+    """Making a session ready for a turn failed in ``what`` (starting it, its resume preamble) in a way
+    that may have reached the server; the user's turn was not sent. Raise it ``from cause``."""
+    return SessionStartFailed(
+        f"The turn was not sent: {what} failed ({cause}). A session that may have been opened meanwhile expires "
+        "on the server by itself. What to do: send the turn again."
     )
