@@ -135,8 +135,10 @@ async def test_no_answer_then_store_failure_is_still_maybe_delivered(
         reply = await asyncio.wait_for(conv.send("three"), 5)  # no lock-out: the lease was given back
         assert reply.interrupted_turn is not None
         assert reply.interrupted_turn.text == "two"
-        entries = await conv.transcript()
-        assert [e.kind for e in entries_for(entries, "two")] == ["delivery_unknown"]  # exactly one entry
+        [entry] = entries_for(await conv.transcript(), "two")  # exactly one entry, with the real cause
+        assert entry.kind == "delivery_unknown"
+        assert "timed out" in entry.detail["error"]
+        assert entry.detail["recorded_late"] is True
         await conv.end()
     assert [t["text"] for t in admin.turns()] == ["one", "two", "three"]
 
@@ -159,7 +161,12 @@ async def test_answered_then_store_failure_hands_over_the_reply_as_answered(
         assert "nothing was sent" not in str(error).lower()
         store.mend()
         after = await asyncio.wait_for(conv.send("next"), 5)  # the lease the failed save kept is given back
-        assert after.interrupted_turn is not None  # the unrecorded answer is reported, never resent
+        assert after.interrupted_turn is None  # not interrupted: answered, and the app has the reply
+        [entry] = entries_for(await conv.transcript(), "cancel my order")  # recorded once the store is back
+        assert entry.kind == "turn"
+        assert entry.reply is not None
+        assert entry.reply[0]["message"] == "You said: cancel my order"
+        assert (await conv.record()).turns == 2  # type: ignore[union-attr]
         await conv.end()
     assert [t["text"] for t in admin.turns()] == ["cancel my order", "next"]
     admin.http.close()
@@ -208,6 +215,8 @@ async def test_a_cancelled_turn_whose_outcome_cannot_be_recorded_is_still_cancel
         reply = await asyncio.wait_for(conv.send("after"), 5)
         assert reply.interrupted_turn is not None
         assert reply.interrupted_turn.text == "slow"
+        [entry] = entries_for(await conv.transcript(), "slow")
+        assert (entry.kind, entry.detail["error"]) == ("delivery_unknown", "the turn was cancelled while in flight")
         await conv.end()
     admin.http.close()
 

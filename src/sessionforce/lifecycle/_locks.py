@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sessionforce._logging import log_context
 from sessionforce.errors import ConversationBusy, LeaseLost, StoreUnavailable
-from sessionforce.store import Lease, Store
+from sessionforce.store import Lease, Store, TranscriptEntry
 
 __all__ = ["LeaseClock", "LeaseKeeper", "LocalLocks", "LoopClock", "TurnLock", "worker_identity"]
 
@@ -113,6 +113,9 @@ class LocalLocks:
         self.unreleased: dict[str, Lease] = {}
         """Leases this process holds but could not give back (the store failed), by lock key: the next
         turn on the conversation gives them back first."""
+        self.unrecorded: dict[str, TranscriptEntry] = {}
+        """The transcript entry of a turn whose outcome the store failed to record, by lock key: the next
+        turn of this process on the conversation records it in place of a bare delivery-unknown."""
 
     def __len__(self) -> int:
         return len(self._slots)

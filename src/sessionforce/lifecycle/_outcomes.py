@@ -180,13 +180,15 @@ class _TurnSteps(_SessionSteps):
             detail["delivered"] = True
         if isinstance(exc, StreamInterrupted):
             detail["partial_text"] = exc.partial_text
+        entry = turn.pending_entry(outcome.kind, pending, detail=detail)
         try:
-            await turn.save(pending=None, log=[turn.pending_entry(outcome.kind, pending, detail=detail)])
+            await turn.save(pending=None, log=[entry])
         except ConversationError as store_error:
             logger.warning(
-                "could not record the outcome of turn %d (%s): %s; it stays pending, and the next turn reports "
-                "it as delivery unknown", pending.sequence_id, outcome.kind, store_error, extra=log_context(),
+                "could not record the outcome of turn %d (%s): %s; it stays pending, and the next turn records "
+                "it", pending.sequence_id, outcome.kind, store_error, extra=log_context(),
             )
+            self._locks.unrecorded[self._lock_key] = entry
             exc.add_note(f"The store could not record this outcome: {store_error}")
             return
         if outcome.event is not None:
@@ -216,6 +218,7 @@ class _TurnSteps(_SessionSteps):
             else:
                 await turn.save(log=[entry], release=True, **changes)
         except ConversationError as store_error:
+            self._locks.unrecorded[self._lock_key] = entry  # the next turn of this process records it
             truth = turn_store_failure(store_error, Delivery.ANSWERED)
             truth.reply = self._conversation_reply(turn, reply)
             raise truth from store_error

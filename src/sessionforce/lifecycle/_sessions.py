@@ -102,10 +102,25 @@ class _SessionSteps:
             )
 
     async def _report_pending(self, turn: Turn) -> PendingTurn | None:
-        """Record a turn a crashed sender left pending as delivery-unknown; return it (``None``: none)."""
+        """Record a turn left pending; return it when its fate is unknown (``None``: none, or known).
+
+        Pending means its sender stopped before recording the outcome. When that sender was this process
+        and only the store failed, the outcome it remembered is recorded now (an answered turn, or the
+        delivery-unknown it really was); otherwise the sender died mid-turn: delivery unknown."""
         pending = turn.record.pending
         if pending is None:
             return None
+        known = self._locks.unrecorded.pop(self._lock_key, None) if self._locks.unrecorded else None
+        if known is not None and (known.sequence_id, known.session_id) == (pending.sequence_id, pending.session_id):
+            logger.info("recording turn %d, whose outcome the store failed to record", pending.sequence_id,
+                        extra=log_context())
+            known.detail["recorded_late"] = True
+            if known.kind == "turn":  # answered: the application got the reply with the store's error
+                await turn.save(pending=None, log=[known], turns=turn.record.turns + 1)
+                return None
+            await turn.save(pending=None, log=[known])
+            await self._emit(EventKind.DELIVERY_UNKNOWN, turn, pending.sequence_id, error=known.detail.get("error"))
+            return pending
         logger.warning(
             "turn %d (sent by %s) was interrupted: delivery unknown", pending.sequence_id, pending.owner,
             extra=log_context(),
