@@ -24,6 +24,7 @@ from typing import Protocol
 
 from sessionforce._logging import log_context
 from sessionforce.errors import ConversationBusy, LeaseLost, StoreUnavailable
+from sessionforce.errors._build import lease_lost
 from sessionforce.store import Lease, Store, TranscriptEntry
 
 __all__ = ["LeaseClock", "LeaseKeeper", "LocalLocks", "LoopClock", "TurnLock", "worker_identity"]
@@ -235,11 +236,11 @@ class TurnLock:
         self.lost: BaseException | None = None
 
     @property
-    def fence(self) -> int:
-        """The fencing token writes made under this lease must carry."""
+    def held(self) -> Lease:
+        """The lease writes made under this turn must carry (owner and fence); ``LeaseLost`` when none is."""
         if self.lease is None:
-            raise LeaseLost("No lease is held for this turn.")
-        return self.lease.fence
+            raise lease_lost(self._conversation_id, None)
+        return self.lease
 
     async def acquire(self, wait: float) -> Lease:
         """Take the lease, waiting at most ``wait`` seconds; first give back one an earlier turn of this

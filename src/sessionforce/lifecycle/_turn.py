@@ -139,7 +139,7 @@ class Turn:
         if release:
             lock.stop_renewing()
         self.record = await self.conversation.store.save(
-            self.record.replace(**changes), fence=lock.fence, transcript=log, release=lock.lease if release else None
+            self.record.replace(**changes), lease=lock.held, transcript=log, release=release
         )
         if release:
             lock.given_up()
@@ -159,7 +159,7 @@ class Turn:
     async def log(self, kind: str, **fields: Any) -> None:
         """Append one transcript entry on its own (when there is no record change to go with it)."""
         await self.conversation.store.append_transcript(
-            self.record.conversation_id, self.entry(kind, **fields), fence=self.lock.fence
+            self.record.conversation_id, self.entry(kind, **fields), lease=self.lock.held
         )
 
 
