@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from sessionforce.errors import ConfigError, StoreUnavailable
+from sessionforce.errors import ConfigError, CorruptRecord, InvalidArgument, StoreUnavailable
 from sessionforce.errors._redact import redact_url
 from sessionforce.store import ConversationRecord, ConversationStatus, RedisStore, TranscriptEntry
 
@@ -166,3 +167,48 @@ async def test_a_waiter_still_gets_the_lease_when_notifications_are_lost(redis_u
     finally:
         await holder.aclose()
         await waiter.aclose()
+
+
+# -- issue 11 finding 8: our own errors, never raw ones -------------------------------------------------
+
+
+async def test_a_damaged_value_is_corrupt_record_naming_it_and_never_hides_the_others(
+    store: RedisStore, raw: aioredis.Redis, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for cid in ("good-1", "damaged", "good-2"):
+        await store.save(record(cid, last_activity_at=float(len(cid))))
+        await store.append_transcript(cid, TranscriptEntry(kind="turn", at=1.0))
+    await raw.set(f"{redis_prefix}rec:damaged", '{"conversation_id": "dam', keepttl=True)
+    await raw.lset(f"{redis_prefix}tx:damaged", 0, "[1, 2")
+    for read in (store.load("damaged"), store.transcript("damaged")):
+        with pytest.raises(CorruptRecord, match="'damaged'") as caught:
+            await read
+        assert "What to do" in str(caught.value)
+    with pytest.raises(CorruptRecord, match="'damaged'"):  # the save script reads the stored version
+        await store.save(record("damaged", version=1))
+    with caplog.at_level(logging.WARNING, logger="sessionforce.store"):
+        listed = await store.list_conversations()
+    assert [r.conversation_id for r in listed] == ["good-1", "good-2"]
+    assert "damaged" in caplog.text
+    await store.delete("damaged")
+    assert (await store.save(record("damaged"))).version == 1
+
+
+async def test_a_conversation_id_that_is_not_unicode_text_is_invalid_argument(store: RedisStore) -> None:
+    bad = "ticket-\udc80-42"
+    calls = [
+        store.load(bad),
+        store.try_acquire(bad, owner="me", ttl=5.0),
+        store.transcript(bad),
+        store.append_transcript(bad, TranscriptEntry(kind="turn", at=1.0)),
+        store.delete(bad),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument, match="conversation id"):
+            await call
+    with pytest.raises(InvalidArgument, match="conversation"):
+        await store.save(record(bad))
+    with pytest.raises(InvalidArgument, match="text"):
+        await store.save(record("fine"), transcript=[TranscriptEntry(kind="turn", at=1.0, text="bad \ud800")])
+    assert await store.load("fine") is None
+    assert (await store.save(record("fine"))).version == 1  # the connection is still good
