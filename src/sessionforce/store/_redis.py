@@ -35,6 +35,8 @@ from itertools import count
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -114,7 +116,13 @@ class RedisStore(Store):
         **client_kwargs: Any,
     ) -> RedisStore:
         """A store on a new client for ``url`` (``redis://``, ``rediss://`` or ``unix://``); extra keyword
-        arguments go to ``redis.asyncio.Redis.from_url``. Nothing connects until the first call."""
+        arguments go to ``redis.asyncio.Redis.from_url``. Nothing connects until the first call.
+
+        Unless told otherwise (``retry=``, ``retry_on_error=``), a command whose connection broke is sent
+        again up to three times (a pooled connection dropped by a Redis restart or a network blip then costs
+        no failed turn): every script is harmless when it runs twice."""
+        client_kwargs.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), 3))
+        client_kwargs.setdefault("retry_on_error", [RedisConnectionError])
         try:
             client = aioredis.Redis.from_url(url, **client_kwargs)
         except ValueError as exc:
