@@ -49,7 +49,7 @@ def test_cli_prints_url_credentials_and_agents_then_serves(running: tuple[subpro
     url = match.group(1)
     assert "client id:     cid" in text
     assert "client secret: csecret" in text
-    assert "0XxCLI000000000001  Cli Bot  (default)" in text
+    assert "0XxCLI000000000001  Cli_Bot  Cli Bot  (default)" in text
     assert "Other Bot" in text
     token = httpx.post(f"{url}/services/oauth2/token",
                        data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "csecret"})
