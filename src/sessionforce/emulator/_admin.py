@@ -39,7 +39,7 @@ class _BadBody(Exception):
 def admin_routes(state: EmulatorState) -> list[Route]:
     """The admin routes over ``state``."""
 
-    async def json_body(request: Request) -> Any:
+    async def json_body(request: Request, *, constants: bool = False) -> Any:
         """The body as JSON (None when empty), bounded like the Agent API's; _BadBody if unusable."""
         try:
             body = await read_body(request, state.config.max_body_bytes)
@@ -48,7 +48,7 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         if not body.strip():
             return None
         try:
-            return parse_json(body, state.config.max_json_depth)
+            return parse_json(body, state.config.max_json_depth, constants=constants)
         except ValueError as exc:
             raise _BadBody(400, f"expected a JSON body ({exc})") from None
 
@@ -80,7 +80,7 @@ def admin_routes(state: EmulatorState) -> list[Route]:
         return json_response(session.summary())
 
     async def advance_clock(request: Request) -> Response:
-        body = await json_body(request)
+        body = await json_body(request, constants=True)  # so NaN/Infinity are refused naming "seconds"
         if not isinstance(body, dict) or "seconds" not in body:
             return _error(400, "body must be {\"seconds\": <number >= 0>}")
         try:

@@ -38,14 +38,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def parse_json(body: bytes, max_depth: int) -> Any:
+def parse_json(body: bytes, max_depth: int, *, constants: bool = False) -> Any:
     """``body`` parsed as JSON, or ValueError saying why not (syntax, ``NaN``/``Infinity``, nesting).
 
     Nesting is checked after parsing, iteratively; a body nested past the interpreter's recursion
-    limit fails inside the parser with RecursionError, reported the same way.
+    limit fails inside the parser with RecursionError, reported the same way. With ``constants``,
+    ``NaN``/``Infinity`` parse as floats, for a caller that checks its numbers and names the field.
     """
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=None if constants else _reject_constant)
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
     except UnicodeDecodeError:

@@ -89,7 +89,7 @@ class EmulatorConfig:
     requests_per_minute: int | None = None
     seed: int = 0
     #: How many accepted turns the counters keep (oldest dropped first; ``turnsDropped`` counts them).
-    max_recorded_turns: int = 1_000_000
+    max_recorded_turns: int = 100_000
     #: Keep every message of every active session for ``GET /__emulator/sessions/{id}`` (off for big benchmarks).
     record_transcripts: bool = True
     #: Reject (400) every deviation from the documented request shapes instead of only recording it.

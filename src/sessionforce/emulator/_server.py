@@ -218,7 +218,8 @@ def run_emulator(*, host: str = "127.0.0.1", port: int = 0, agents: AgentSource 
                  record_transcripts: bool = True, strict: bool = False, token_format: str = "jwt",
                  separate_api_host: bool = False, request_timeout: float = 120.0,
                  max_body_bytes: int = 1_048_576, max_json_depth: int = 64, max_closed_sessions: int = 10_000,
-                 closed_session_ttl: float = 86_400.0) -> Iterator[RunningEmulator]:
+                 closed_session_ttl: float = 86_400.0, max_recorded_turns: int = 100_000,
+                 ) -> Iterator[RunningEmulator]:
     """Run an emulator on a free loopback port for the ``with`` block; yields a :class:`RunningEmulator`.
 
     ``agents``: a YAML path, or a list of agent definitions / agents / callables (None = the demo agent).
@@ -232,7 +233,7 @@ def run_emulator(*, host: str = "127.0.0.1", port: int = 0, agents: AgentSource 
                             token_format=token_format, separate_api_host=separate_api_host,
                             request_timeout=request_timeout, max_body_bytes=max_body_bytes,
                             max_json_depth=max_json_depth, max_closed_sessions=max_closed_sessions,
-                            closed_session_ttl=closed_session_ttl)
+                            closed_session_ttl=closed_session_ttl, max_recorded_turns=max_recorded_turns)
     emulator = start_emulator(build_state(agents=agents, faults=faults, config=config), host, port)
     try:
         yield emulator
