@@ -7,7 +7,7 @@ import typer
 from sessionforce._version import __version__
 
 EPILOG = (
-    "Exit codes: 0 ok; 1 failures (run expectations, config check); 2 usage, bad input or config error; "
+    "Exit codes: 0 ok; 1 failures (run expectations, config check, doctor); 2 usage, bad input or config error; "
     "3 cannot reach the org/emulator or authentication failed; 130 interrupted. "
     "Docs: docs/cli.md."
 )
