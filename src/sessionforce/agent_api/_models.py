@@ -64,11 +64,11 @@ class WireModel(BaseModel):
 class RequestModel(BaseModel):
     """Base of every request model: camelCase on the wire, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-    def to_wire(self) -> bytes:
-        """The JSON body as sent, ``None`` fields left out."""
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+    # NaN and Infinity are not JSON: kept as floats when dumped, so the body's encoder refuses them
+    # (pydantic's default would write null: a value silently lost).
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, ser_json_inf_nan="constants"
+    )
 
 
 # --------------------------------------------------------------------------- message parts
@@ -255,10 +255,6 @@ class TokenResponse(WireModel):
 
 class Variable(RequestModel):
     """A context or custom variable: ``{name, type, value}``."""
-
-    # NaN and Infinity are not JSON: kept as floats here so the body's encoder refuses them (pydantic's
-    # default would turn them into null, a value silently lost).
-    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     name: str
     type: str = "Text"
