@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from sessionforce.agent_api._bodies import path_segment
 from sessionforce.agent_api._transport import Transport
-from sessionforce.errors._build import agent_lookup_failed, agent_name_ambiguous, agent_name_unknown
+from sessionforce.errors._build_agents import agent_lookup_failed, agent_name_ambiguous, agent_name_unknown
 
 __all__ = ["API_VERSION", "AgentInfo", "AgentResolver", "looks_like_agent_id"]
 
@@ -89,6 +90,7 @@ class AgentResolver:
         """Query the org for ``name_or_id``: by ``Id`` for an id, else by ``DeveloperName`` or, failing that,
         ``MasterLabel``. Raises ConfigError when no agent matches or a label matches several; errors of the
         query itself (no REST access for the token, ...) raise the matching APIStatusError."""
+        path_segment(name_or_id, "agent_id")  # InvalidArgument for what cannot go on the wire at all
         if not fresh and name_or_id in self._cache:
             return self._cache[name_or_id]
         value = _literal(name_or_id)

@@ -16,7 +16,6 @@ from sessionforce.errors._tree import (
     AuthError,
     BadRequest,
     ClientClosed,
-    ConfigError,
     ConnectionFailed,
     ConversationBusy,
     ConversationError,
@@ -40,9 +39,6 @@ from sessionforce.errors._tree import (
 )
 
 __all__ = [
-    "agent_lookup_failed",
-    "agent_name_ambiguous",
-    "agent_name_unknown",
     "client_closed",
     "connection_failed",
     "conversation_busy",
@@ -402,35 +398,3 @@ def session_start_failed(what: str, cause: BaseException) -> SessionStartFailed:
         f"The turn was not sent: {what} failed ({cause}). A session that may have been opened meanwhile expires "
         "on the server by itself. What to do: send the turn again."
     )
-
-
-# ---------------------------------------------------------------------------------------- agents by name
-
-
-def agent_name_unknown(name: str, *, by_id: bool = False) -> ConfigError:
-    """No agent in the org has ``name`` as its API name or label (or, ``by_id``, as its id)."""
-    what = f"the id {name!r}" if by_id else f"the API name or label {name!r}"
-    return ConfigError(f"No agent in the org has {what} (looked up in BotDefinition). What to do: check it in "
-                       "Setup > Agents, or give the agent's id (0Xx...).")
-
-
-def agent_name_ambiguous(name: str, api_names: list[str]) -> ConfigError:
-    """Several agents carry ``name`` as their label."""
-    return ConfigError(
-        f"Several agents are labelled {name!r} ({', '.join(sorted(api_names))}). What to do: give one by its "
-        "API name or its id (0Xx...)."
-    )
-
-
-def agent_lookup_failed(name: str, status: int, body: bytes) -> SessionforceError:
-    """The org's REST query for agent ``name`` failed (status ``status``); nothing was sent to the agent."""
-    if status in (401, 403):
-        refused = "was refused by the org's REST API"
-        advice = "give the External Client App the 'api' OAuth scope (REST API access), or give the agent's id"
-    else:
-        refused = f"failed: the org's REST API answered {status}" + (" without records" if status == 200 else "")
-        advice = "check SF_MY_DOMAIN is the org's My Domain URL, or give the agent's id"
-    cls = {200: ProtocolError, 401: AuthError, 403: PermissionDenied}.get(status) or type(
-        error_from_status(status, None))
-    return cls(f"Looking up agent {name!r} by name {refused}. What to do: {advice} (0Xx...), which needs no lookup.",
-               status=status, body=body, delivery=Delivery.NOT_SENT)
