@@ -19,8 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sessionforce.emulator.server import bind_socket, build_state, uvicorn_config
-from sessionforce.emulator.state import EmulatorConfig
+from sessionforce.emulator import EmulatorConfig, bind_socket, build_state, uvicorn_config
 
 #: What the emulator's demo agent answers to a turn it does not recognise (its fallback), ids fixed.
 MINIMAL_REPLY: dict[str, Any] = {

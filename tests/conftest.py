@@ -8,15 +8,17 @@ import pytest
 
 from sessionforce import AgentClient, AsyncAgentClient, BlockingConversations, Conversations
 from sessionforce.emulator import RunningEmulator, run_emulator
+from sessionforce.emulator.pytest_plugin import emulator_strict
 from sessionforce.store import MemoryStore
 from tests.redis_server import delete_prefix, redis_url_or_skip, unique_prefix
 from tests.support import Admin, client_kwargs
 
 
 @pytest.fixture
-def emu() -> Iterator[RunningEmulator]:
-    """A fresh emulator (demo agent) for one test."""
-    with run_emulator() as running:
+def emu(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
+    """A fresh emulator (demo agent) for one test; strict unless the test is marked
+    ``@pytest.mark.sessionforce_emulator(strict=False)`` (see the ini option in pyproject.toml)."""
+    with run_emulator(strict=emulator_strict(request)) as running:
         yield running
 
 

@@ -126,11 +126,7 @@ def test_every_top_level_name_has_a_layer() -> None:
 
 @pytest.mark.parametrize(
     "package",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=False, reason="emulator engineer fixes it"))
-        if p == "sessionforce.emulator" else p
-        for p in sorted({".".join(m.split(".")[:2]) for m in MODULES if m.count(".") >= 1})
-    ],
+    sorted({".".join(m.split(".")[:2]) for m in MODULES if m.count(".") >= 1}),
 )
 def test_no_import_cycle(package: str) -> None:
     cycles = _cycles(_graph(), package)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sessionforce.emulator import RunningEmulator, run_emulator
+from sessionforce.emulator.pytest_plugin import emulator_strict
 
 COMMAND = [sys.executable, "-m", "sessionforce.cli"]
 
@@ -55,7 +56,8 @@ def cli(tmp_path: Path) -> Cli:
 
 
 @pytest.fixture
-def emu() -> Iterator[RunningEmulator]:
-    """An emulator in the test process, so the test can look at its state while the CLI talks to it."""
-    with run_emulator() as running:
+def emu(request: pytest.FixtureRequest) -> Iterator[RunningEmulator]:
+    """An emulator in the test process, so the test can look at its state while the CLI talks to it
+    (strict, per the fixture flag: the CLI is held to the documented shapes too)."""
+    with run_emulator(strict=emulator_strict(request)) as running:
         yield running

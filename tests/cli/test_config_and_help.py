@@ -74,13 +74,13 @@ def test_unknown_profile_is_a_config_error(cli: Cli) -> None:
 @pytest.mark.parametrize("command", [
     [], ["chat"], ["run"], ["emulator"], ["sessions"], ["sessions", "list"], ["sessions", "show"],
     ["sessions", "end"], ["sessions", "reap"], ["sessions", "export"], ["config"], ["config", "init"],
-    ["config", "show"], ["config", "check"],
+    ["config", "show"], ["config", "check"], ["doctor"],
 ])
 def test_help_on_every_command(cli: Cli, command: list[str]) -> None:
     result = cli.run(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage: sessionforce" in result.stdout
-    if command and command[0] in ("chat", "run", "sessions", "config") and command != ["sessions"] \
+    if command and command[0] in ("chat", "run", "sessions", "config", "doctor") and command != ["sessions"] \
             and command != ["config"]:
         assert "Example" in result.stdout
     if not command:

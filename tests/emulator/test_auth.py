@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 
 import httpx
 from emulator_wire import API, Wire, assert_api_error
@@ -56,7 +57,7 @@ def test_custom_client_credentials() -> None:
 
 def test_api_calls_need_a_valid_bearer_token(wire: Wire, emu: RunningEmulator) -> None:
     url = f"{API}/agents/{emu.default_agent_id}/sessions"
-    body = {"externalSessionKey": "k", "instanceConfig": {"endpoint": emu.url}}
+    body = {"externalSessionKey": str(uuid.uuid4()), "instanceConfig": {"endpoint": emu.url}}
     assert_api_error(wire.http.post(url, json=body), 401, "bearer")
     assert_api_error(wire.http.post(url, json=body, headers={"Authorization": "Bearer made-up"}), 401)
     assert wire.http.post(url, json=body, headers=wire.auth).status_code == 200

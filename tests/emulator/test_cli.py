@@ -49,7 +49,7 @@ def test_cli_prints_url_credentials_and_agents_then_serves(running: tuple[subpro
     url = match.group(1)
     assert "client id:     cid" in text
     assert "client secret: csecret" in text
-    assert "0XxCLI000000000001  Cli Bot  (default)" in text
+    assert "0XxCLI000000000001  Cli_Bot  Cli Bot  (default)" in text
     assert "Other Bot" in text
     token = httpx.post(f"{url}/services/oauth2/token",
                        data={"grant_type": "client_credentials", "client_id": "cid", "client_secret": "csecret"})
@@ -89,3 +89,20 @@ def test_default_agent_is_the_demo(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(10)
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--port", "99999"], "--port"),
+    (["--port", "-1"], "--port"),
+    (["--idle-timeout", "-1"], "--idle-timeout"),
+    (["--idle-timeout", "0"], "--idle-timeout"),
+    (["--token-ttl", "nan"], "--token-ttl"),
+    (["--request-timeout", "inf"], "--request-timeout"),
+    (["--max-sessions", "0"], "--max-sessions"),
+])
+def test_bad_settings_exit_2_naming_the_option(args: list[str], fragment: str) -> None:
+    result = subprocess.run([*COMMAND, "emulator", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr
+    assert "listening" not in result.stdout

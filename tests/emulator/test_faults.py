@@ -79,7 +79,7 @@ def test_stream_dropped_after_n_chunks(wire: Wire, emu: RunningEmulator) -> None
 
     def read_stream() -> None:
         with wire.http.stream("POST", f"{API}/sessions/{session_id}/messages/stream", json=body,
-                              headers=wire.auth) as response:
+                              headers={**wire.auth, "Accept": "text/event-stream"}) as response:
             assert response.status_code == 200
             seen.extend(line for line in response.iter_lines() if line.startswith("event:"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ def test_unknown_agent_answers_404(wire: Wire) -> None:
 
 
 def _start_body(emu: RunningEmulator, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"externalSessionKey": "k-1", "instanceConfig": {"endpoint": emu.url}}
+    body: dict[str, Any] = {"externalSessionKey": str(uuid.uuid4()), "instanceConfig": {"endpoint": emu.url}}
     for key, value in changes.items():
         if value is None:
             body.pop(key, None)
@@ -175,9 +176,13 @@ def test_end_session_answers_session_ended_then_404(wire: Wire) -> None:
     assert (session["state"], session["endReason"]) == ("ended", "UserRequest")
 
 
-def test_end_reason_header_unknown_is_400_and_missing_means_user_request(wire: Wire) -> None:
+@pytest.mark.sessionforce_emulator(strict=False)
+def test_end_reason_header_unknown_is_400_and_missing_means_user_request(wire: Wire, emu: RunningEmulator) -> None:
     session_id = wire.session()
     assert_api_error(wire.end(session_id, "Bored"), 400, "x-session-end-reason")
+    emu.set_strict(True)  # strict: a missing header is a deviation from the documented request
+    assert_api_error(wire.end(session_id, None), 400, "Strict mode", "x-session-end-reason")
+    emu.set_strict(False)
     assert wire.end(session_id, None).status_code == 200
     assert wire.admin("GET", f"/sessions/{session_id}")["endReason"] == "UserRequest"
     for reason in ("Transfer", "Expiration", "Error", "Other"):

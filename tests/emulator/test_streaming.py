@@ -63,7 +63,7 @@ def test_stream_holds_the_session_lock_until_it_ends(wire: Wire, emu: RunningEmu
     with httpx.Client(base_url=emu.url) as other:
         body = {"message": {"sequenceId": 1, "type": "Text", "text": "slow"}}
         with other.stream("POST", f"{API}/sessions/{session_id}/messages/stream", json=body,
-                          headers=wire.auth) as stream:
+                          headers={**wire.auth, "Accept": "text/event-stream"}) as stream:
             assert stream.status_code == 200
             lines = stream.iter_lines()
             assert next(lines) == "event: ProgressIndicator"  # the stream has started, the turn runs

@@ -7,8 +7,11 @@ conversation lifecycle (a test checks it).
 
 from __future__ import annotations
 
+from sessionforce.agent_api._agents import AgentInfo
 from sessionforce.agent_api._auth import AccessToken, ClientCredentials, StaticToken, TokenProvider
 from sessionforce.agent_api._client import AsyncAgentClient, Session
+from sessionforce.agent_api._diagnosis import CAUSES as KNOWN_CAUSES
+from sessionforce.agent_api._diagnosis import Diagnosis, diagnose_error, jwt_shaped
 from sessionforce.agent_api._events import (
     EndOfTurnEvent,
     EventStream,
@@ -42,13 +45,16 @@ from sessionforce.agent_api._stream import MessageStream
 from sessionforce.agent_api._transport import Timeouts
 
 __all__ = [
+    "KNOWN_CAUSES",
     "AccessToken",
+    "AgentInfo",
     "AgentMessage",
     "AsyncAgentClient",
     "Awaiting",
     "CitedReference",
     "ClientCredentials",
     "ConfirmMessage",
+    "Diagnosis",
     "EndOfTurnEvent",
     "EndReason",
     "ErrorMessage",
@@ -76,4 +82,6 @@ __all__ = [
     "ValidationFailureEvent",
     "Variable",
     "VariableInput",
+    "diagnose_error",
+    "jwt_shaped",
 ]

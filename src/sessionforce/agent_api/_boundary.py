@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from sessionforce.agent_api._diagnosis import diagnose
 from sessionforce.agent_api._retry import Failure
 from sessionforce.errors import APIStatusError, SessionforceError
 from sessionforce.errors._build import connection_failed, delivery_unknown, error_from_status, protocol_error
@@ -113,14 +114,22 @@ def error_from_response(
     on_session: bool = False,
     retry_after: float | None = None,
     idempotent: bool = False,
+    starting: bool = False,
+    token: str | None = None,
 ) -> APIStatusError:
-    """The most specific error for an error answer (its body kept raw, secrets scrubbed)."""
+    """The most specific error for an error answer (its body kept raw, secrets scrubbed), with its cause and
+    fix when the cause is certain (``starting``: the call was start-session; ``token``: the bearer token it
+    carried, of which only the shape is read)."""
+    said = server_message(body)
+    diagnosis = diagnose(status, body, said, starting=starting, token=token)
     return error_from_status(
         status,
-        server_message(body),
+        said,
         request_id=request_id_of(headers, body),
         body=body,
         on_session=on_session,
         retry_after=retry_after,
         idempotent=idempotent,
+        cause=diagnosis.cause if diagnosis else None,
+        fix=diagnosis.fix if diagnosis else None,
     )

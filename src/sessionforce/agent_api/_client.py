@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, Self, TypeVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sessionforce.agent_api._agents import AgentInfo, AgentResolver
 from sessionforce.agent_api._auth import AccessToken, TokenProvider
 from sessionforce.agent_api._bodies import end_reason, feedback_body, message_body, path_segment, start_body
 from sessionforce.agent_api._events import raise_for_error_messages, require_answer
@@ -105,6 +106,7 @@ class AsyncAgentClient:
             max_connections=max_connections,
             session=http_session,
         )
+        self._agents = AgentResolver(self._transport, self.my_domain)
 
     def __repr__(self) -> str:
         return f"AsyncAgentClient(my_domain={self.my_domain!r}, agent_id={self.settings.agent_id!r})"
@@ -133,27 +135,40 @@ class AsyncAgentClient:
         work. Its ``value`` is a secret: never log it."""
         return await self._transport.token_provider.get_token(self._transport.post_form)
 
+    async def find_agent(self, agent: str | None = None, *, lookup: bool = False) -> AgentInfo:
+        """The agent ``agent`` names (default: the ``SF_AGENT_ID`` setting): an id (``0Xx...``) as is, an API
+        name or label through the org's REST query (``BotDefinition``, same token; remembered by this
+        client). ``lookup=True`` queries the org for an id too (type, active version). No agent by that
+        name raises :class:`~sessionforce.errors.ConfigError`."""
+        name = agent or self.settings.agent_id
+        if name is None:
+            self.settings.require("agent_id")
+        assert name is not None
+        return await (self._agents.lookup(name) if lookup else self._agents.resolve(name))
+
     async def start_session(
         self,
         agent_id: str | None = None,
         *,
         external_session_key: str | None = None,
         variables: Iterable[VariableInput] = (),
-        bypass_user: bool = True,
+        bypass_user: bool | None = None,
         tz: str | None = None,
         streaming: bool = True,
     ) -> Session:
-        """Start a session with the agent (``agent_id`` defaults to the ``SF_AGENT_ID`` setting).
+        """Start a session with the agent: ``agent_id`` is its id or its API name (default: the
+        ``SF_AGENT_ID`` setting; a name is looked up once per client, see :meth:`find_agent`).
 
+        ``bypass_user`` (run as the agent's own user) defaults to what the agent's type calls for when it is
+        known (an employee agent runs as the token's user: false), else true.
         ``external_session_key`` is the caller's correlation key (a fresh UUID when not given); store it.
         Not retried once sent: a lost answer raises :class:`~sessionforce.errors.DeliveryUnknown`.
         """
-        agent = agent_id or self.settings.agent_id
-        if agent is None:
-            self.settings.require("agent_id")
-        assert agent is not None
+        info = await self.find_agent(agent_id)
+        agent = info.id
         key = external_session_key or str(uuid.uuid4())
-        body = start_body(key, self.my_domain, variables=variables, bypass_user=bypass_user, tz=tz,
+        bypass = info.bypass_user if bypass_user is None else bypass_user
+        body = start_body(key, self.my_domain, variables=variables, bypass_user=bypass, tz=tz,
                           streaming=streaming)
         path = f"/agents/{path_segment(agent, 'agent_id')}/sessions"
         response = await self._transport.request("POST", path, body=body)

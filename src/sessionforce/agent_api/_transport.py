@@ -210,18 +210,23 @@ class Transport:
         idempotent: bool = False,
         on_session: bool = False,
         turn: bool = False,
+        url: str | None = None,
+        return_errors: bool = False,
     ) -> RawResponse:
         """Send one Agent API request and return its successful response, or raise the mapped error.
-        ``turn`` marks a user turn: its answer is bounded by ``Timeouts.turn`` as well as ``read``."""
+        ``turn`` marks a user turn: its answer is bounded by ``Timeouts.turn`` as well as ``read``.
+        ``url``: an absolute URL instead of the Agent API's (the org's REST API, same token and loop);
+        ``return_errors``: return an error answer (after the loop's retries) instead of raising it."""
         request = _Request(
             method=method,
-            url=None,
+            url=url,
             path=path,
             body=body,
             extra_headers=headers or {},
             idempotent=idempotent,
             on_session=on_session,
             turn=turn,
+            return_errors=return_errors,
         )
         response = await self._run(request)
         assert isinstance(response, RawResponse)
@@ -297,6 +302,8 @@ class Transport:
                 error = error_from_response(
                     outcome.status, outcome.headers, outcome.body, on_session=request.on_session,
                     retry_after=retry_after, idempotent=request.idempotent,
+                    starting=request.method == "POST" and request.path.startswith("/agents/"),
+                    token=token.value if token is not None else None,
                 )
                 decision = verdict(status=outcome.status, failure=None, idempotent=request.idempotent)
                 if decision is Verdict.RAISE:

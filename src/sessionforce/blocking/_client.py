@@ -36,6 +36,7 @@ class AgentClient:
         return self._runner
 
     fetch_token = blocking(AsyncAgentClient.fetch_token)
+    find_agent = blocking(AsyncAgentClient.find_agent)
     start_session = blocking(AsyncAgentClient.start_session)
     send_message = blocking(AsyncAgentClient.send_message)
     end_session = blocking(AsyncAgentClient.end_session)

@@ -7,7 +7,7 @@ import typer
 from sessionforce._version import __version__
 
 EPILOG = (
-    "Exit codes: 0 ok; 1 failures (run expectations, config check); 2 usage, bad input or config error; "
+    "Exit codes: 0 ok; 1 failures (run expectations, config check, doctor); 2 usage, bad input or config error; "
     "3 cannot reach the org/emulator or authentication failed; 130 interrupted. "
     "Docs: docs/cli.md."
 )
@@ -53,12 +53,13 @@ def root(
 def _register_commands() -> None:
     # Imported here so that `sessionforce --version` does not pay for every sub-command's imports; the
     # command modules themselves import their heavy dependencies (Rich, the client, the emulator) lazily.
-    from sessionforce.cli import chat, config_cmd, emulator_cmd, run_cmd, sessions_cmd
+    from sessionforce.cli import chat, config_cmd, doctor_cmd, emulator_cmd, run_cmd, sessions_cmd
 
     chat.register(app)
     run_cmd.register(app)
     sessions_cmd.register(app)
     config_cmd.register(app)
+    doctor_cmd.register(app)
     emulator_cmd.register(app)
 
 

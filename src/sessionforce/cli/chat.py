@@ -305,8 +305,8 @@ def _prompt_session() -> PromptSession[str]:
 
 @guard
 def chat(
-    agent: Annotated[str | None, typer.Option("--agent", help="Agent id (default: SF_AGENT_ID or the profile's).")
-                     ] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="Agent id (0Xx...) or API name (default: SF_AGENT_ID or the profile's).")] = None,
     profile: Annotated[str | None, typer.Option("--profile", "-p", help=PROFILE_HELP)] = None,
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Wait for whole replies instead of streaming.")
                          ] = False,
@@ -325,6 +325,8 @@ def chat(
       sessionforce chat
 
       sessionforce chat --profile prod --agent 0XxRM0000000001
+
+      sessionforce chat --agent Service_Assistant
 
       printf 'hours?\\nbook a repair\\n2026-12-01\\nyes\\n' | sessionforce chat
     """

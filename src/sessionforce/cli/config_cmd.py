@@ -34,7 +34,7 @@ def init(
     client_id: Annotated[str | None, typer.Option(help="The External Client App's consumer key.")] = None,
     client_secret: Annotated[str | None, typer.Option(
         help="Its consumer secret (prompted for, hidden, when omitted on a terminal).")] = None,
-    agent_id: Annotated[str | None, typer.Option(help="The agent id (0Xx...).")] = None,
+    agent_id: Annotated[str | None, typer.Option(help="The agent id (0Xx...) or API name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Agent API host, if not the token's (rarely needed).")] = None,
     store: Annotated[str | None, typer.Option(help="Session store URL for this profile.")] = None,
     make_default: Annotated[bool, typer.Option("--default", help="Make this the default profile.")] = False,
@@ -60,7 +60,7 @@ def init(
     values = {"my_domain": my_domain, "client_id": client_id, "client_secret": client_secret, "agent_id": agent_id,
               "base_url": base_url, "store": store}
     prompts = {"my_domain": "My Domain URL (https://....my.salesforce.com)", "client_id": "Client id (consumer key)",
-               "client_secret": "Client secret (consumer secret)", "agent_id": "Agent id (0Xx...)"}
+               "client_secret": "Client secret (consumer secret)", "agent_id": "Agent id (0Xx...) or API name"}
     for key, question in prompts.items():
         if values[key] is None:
             if not interactive:

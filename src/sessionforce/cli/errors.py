@@ -4,7 +4,7 @@ Exit codes (also in ``sessionforce --help`` and docs/cli.md):
 
 ====  =====================================================================
 0     success
-1     failures: a ``run`` expectation failed, ``config check`` failed, or an unexpected error
+1     failures: a ``run`` expectation failed, ``config check`` or ``doctor`` failed, or an unexpected error
 2     usage error, bad input file, or configuration error
 3     cannot reach the org or emulator, or authentication failed
 130   interrupted (Ctrl-C)
@@ -45,7 +45,7 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 failures (run expectations, config check); 2 usage, bad input or config error; "
+    "Exit codes: 0 ok; 1 failures (run expectations, config check, doctor); 2 usage, bad input or config error; "
     "3 cannot reach the org/emulator or authentication failed; 130 interrupted."
 )
 

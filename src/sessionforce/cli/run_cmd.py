@@ -159,7 +159,8 @@ def run(
     concurrency: Annotated[int, typer.Option("--concurrency", "-j", min=1, max=500,
                                              help="Conversations run at the same time.")] = 4,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here (for CI).")] = None,
-    agent: Annotated[str | None, typer.Option("--agent", help="Agent id for conversations that name none.")] = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="Agent id or API name for conversations that name none.")] = None,
     profile: Annotated[str | None, typer.Option("--profile", "-p", help=PROFILE_HELP)] = None,
     store: Annotated[str | None, typer.Option("--store", help=STORE_HELP)] = None,
     emulator_agents: Annotated[Path | None, typer.Option(

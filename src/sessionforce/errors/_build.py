@@ -102,6 +102,8 @@ def error_from_status(
     retry_after: float | None = None,
     delivery: Delivery | None = None,
     idempotent: bool = False,
+    cause: str | None = None,
+    fix: str | None = None,
 ) -> APIStatusError:
     """Build the most specific :class:`APIStatusError` for an HTTP status.
 
@@ -109,6 +111,7 @@ def error_from_status(
     :class:`SessionNotFound` (expired or ended) rather than :class:`NotFound` (wrong agent or host).
     ``delivery`` defaults to what the status says (500, 502, 504: maybe delivered; others: not sent);
     ``idempotent`` requests (ending a session, the token) were safe to retry, so no warning is given.
+    ``cause`` and ``fix``: a certain diagnosis (``agent_api._diagnosis``), said instead of the general advice.
     """
     cls: type[APIStatusError]
     if status == 404 and on_session:
@@ -125,6 +128,9 @@ def error_from_status(
     if truth is Delivery.MAYBE_DELIVERED and not idempotent:
         what += ". The agent may have received the request, so it was not resent"
         advice = "check the conversation's state before sending the turn again"
+    if cause:
+        what += f". Cause: {cause}"
+        advice = fix or advice
     message = f"{what}. What to do: {advice}." if advice else f"{what}."
     kwargs: dict[str, Any] = {"status": status, "request_id": request_id, "body": body, "delivery": truth}
     if cls is RateLimited:

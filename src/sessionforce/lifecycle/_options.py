@@ -33,7 +33,9 @@ class ConversationOptions:
     streaming: bool = True
     """Ask for streaming support when starting sessions."""
     tz: str | None = None
-    bypass_user: bool = True
+    bypass_user: bool | None = None
+    """Start sessions running as the agent's own user; ``None``: as the agent's type calls for (an employee
+    agent runs as the token's user)."""
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:

@@ -1,30 +1,39 @@
-"""The Agent API and token routes: each handler applies the real rules in the order a server would.
+"""The Agent API routes: each handler applies the real rules in the order a server would.
 
-Order for a turn: bearer token (401) → rate limit (429) → body (400) → session (404) → lock (423) →
-sequenceId (400). Only then is the turn *accepted*: recorded in the counters, shown to the agent, and the
-session locked until the answer is complete (for a stream: until the stream ends, however it ends).
+Order for a turn: bearer token (401; an opaque token 404) → rate limit (429) → media type (500) → body
+(400, and deviations: recorded, rejected in strict mode) → session (404) → lock (423) → sequenceId
+(400). Only then is the turn *accepted*: recorded in the counters, shown to the agent, and the session
+locked until the answer is complete (for a stream: until the stream ends, however it ends).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sessionforce.emulator.agents import PartialMessage, TurnContext
-from sessionforce.emulator.errors import ApiError, OAuthError
-from sessionforce.emulator.faults import FaultPlan
-from sessionforce.emulator.messages import Message, complete_message, feedback_ids, greeting_message, new_id
-from sessionforce.emulator.responses import TurnStream, json_response
-from sessionforce.emulator.state import EmulatorState, Session
-from sessionforce.emulator.validation import (
+from sessionforce.emulator._agents import PartialMessage, TurnContext
+from sessionforce.emulator._bodies import check_json_media_type, read_body
+from sessionforce.emulator._errors import ApiError
+from sessionforce.emulator._failures import failure
+from sessionforce.emulator._faults import FaultPlan
+from sessionforce.emulator._messages import (
+    END_REASONS,
+    Message,
+    complete_message,
+    feedback_ids,
+    greeting_message,
+    new_id,
+    stream_events,
+)
+from sessionforce.emulator._responses import TurnStream, base_url, json_response
+from sessionforce.emulator._sessions import Session
+from sessionforce.emulator._state import EmulatorState
+from sessionforce.emulator._validation import (
     SendRequest,
     apply_variables,
     parse_feedback,
@@ -33,16 +42,10 @@ from sessionforce.emulator.validation import (
     parse_start,
 )
 
-#: End reasons Salesforce's own client sends in ``x-session-end-reason``.
-END_REASONS = ("UserRequest", "Transfer", "Expiration", "Error", "Other")
-_WORD_PIECES = re.compile(r"\S+\s*|\s+")
-_ORG_ID = "00DSF0000000EMUAAA"
-_USER_ID = "005SF0000000EMUAAA"
-
-
-def base_url(request: Request) -> str:
-    """The emulator's own URL as the caller reached it (it is both My Domain and the API host)."""
-    return f"{request.url.scheme}://{request.url.netloc}"
+#: What a Salesforce record id looks like: 15 or 18 letters and digits (agent ids start with 0Xx).
+_SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+#: Hosts of the Agent API itself: never an org's My Domain, so never a valid instanceConfig.endpoint.
+API_HOSTS = ("api.salesforce.com", "api.gov.salesforce.com")
 
 
 def _links(request: Request, session: Session) -> dict[str, Any]:
@@ -58,49 +61,29 @@ def _links(request: Request, session: Session) -> dict[str, Any]:
 
 
 class AgentApi:
-    """Handlers for the token endpoint and the five Agent API routes, over one :class:`EmulatorState`."""
+    """Handlers for the five Agent API routes, over one :class:`EmulatorState`."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
 
-    # --- token --------------------------------------------------------------------------------
-    async def token(self, request: Request, plan: FaultPlan | None) -> Response:
-        """``POST /services/oauth2/token``: client credentials, answered like Salesforce."""
-        try:
-            form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            form = {}
-        if form.get("grant_type") != "client_credentials":
-            raise OAuthError(400, "unsupported_grant_type", "grant type not supported")
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        basic = request.headers.get("authorization", "")
-        if client_id is None and basic.lower().startswith("basic "):
-            try:
-                client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                client_id = None
-        config = self.state.config
-        if client_id != config.client_id or secret != config.client_secret:
-            raise OAuthError(401, "invalid_client", "invalid client credentials")
-        token = self.state.issue_token()
-        url = base_url(request)
-        issued_at = str(self.state.clock.wall_ms())
-        identity = f"{url}/id/{_ORG_ID}/{_USER_ID}"
-        signature = hmac.new(config.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256)
-        return json_response({
-            "access_token": token,
-            "signature": base64.b64encode(signature.digest()).decode(),
-            "scope": "api sfap_api chatbot_api",
-            "instance_url": url,
-            "api_instance_url": url,
-            "id": identity,
-            "token_type": "Bearer",
-            "issued_at": issued_at,
-        })
-
     def _authorize(self, request: Request) -> None:
-        self.state.check_token(request.headers.get("authorization"))
+        if not self.state.check_token(request.headers.get("authorization")):
+            raise failure("opaque_token")  # a valid opaque token: the Agent API cannot read it
         self.state.check_rate()
+
+    async def _json(self, request: Request) -> dict[str, Any]:
+        check_json_media_type(request)
+        config = self.state.config
+        return parse_json_object(await read_body(request, config.max_body_bytes), config.max_json_depth)
+
+    def _deviations(self, route: str, deviations: list[str]) -> None:
+        """Record deviations from the documented shapes; in strict mode, refuse the request (400)."""
+        if not deviations:
+            return
+        self.state.record_deviations(route, deviations)
+        if self.state.strict:
+            raise ApiError(400, "Strict mode (sessionforce emulator): the request deviates from the documented "
+                           f"shape: {'; '.join(deviations)}")
 
     # --- sessions -----------------------------------------------------------------------------
     async def start_session(self, request: Request, plan: FaultPlan | None) -> Response:
@@ -109,8 +92,21 @@ class AgentApi:
         agent_id = request.path_params["agentId"]
         agent = self.state.agents.get(agent_id)
         if agent is None:
-            raise ApiError(404, f"Agent not found for agentId: {agent_id}")
-        start = parse_start(parse_json_object(await request.body()))
+            raise failure("agent_not_found" if _SALESFORCE_ID.match(agent_id) else "invalid_agent_id",
+                          agent_id=agent_id)
+        deviations: list[str] = []
+        start = parse_start(await self._json(request), deviations)
+        self._deviations("start_session", deviations)
+        if not agent.active:
+            raise failure("agent_not_found", agent_id=agent_id)
+        endpoint = urlsplit(start.endpoint)
+        if endpoint.hostname in API_HOSTS or (
+                self.state.api_port is not None and f"{endpoint.scheme}://{endpoint.netloc}" == base_url(request)):
+            raise failure("engine_config", endpoint=start.endpoint)
+        if agent.invalid_config:
+            raise failure("invalid_config")
+        if agent.agent_type == "employee" and start.bypass_user:
+            raise failure("invalid_user")
         self.state.check_session_capacity()
         now = self.state.clock.now()
         session = Session(session_id=new_id(), external_key=start.external_key, agent=agent, created=now,
@@ -126,7 +122,11 @@ class AgentApi:
     async def end_session(self, request: Request, plan: FaultPlan | None) -> Response:
         """``DELETE /einstein/ai-agent/v1/sessions/{sessionId}`` (header ``x-session-end-reason``)."""
         self._authorize(request)
-        reason = request.headers.get("x-session-end-reason", "UserRequest")
+        reason = request.headers.get("x-session-end-reason")
+        if reason is None:
+            self._deviations("end_session", ["missing header 'x-session-end-reason' (the reference sends one "
+                                             f"of {', '.join(END_REASONS)}); taken as UserRequest"])
+            reason = "UserRequest"
         if reason not in END_REASONS:
             raise ApiError(400, f"Invalid header 'x-session-end-reason': must be one of {', '.join(END_REASONS)};"
                            f" got {reason!r}")
@@ -138,7 +138,9 @@ class AgentApi:
     async def feedback(self, request: Request, plan: FaultPlan | None) -> Response:
         """``POST /einstein/ai-agent/v1/sessions/{sessionId}/feedback`` → 201."""
         self._authorize(request)
-        feedback_id, value, text = parse_feedback(parse_json_object(await request.body()))
+        deviations: list[str] = []
+        feedback_id, value, text = parse_feedback(await self._json(request), deviations)
+        self._deviations("feedback", deviations)
         session = self._unlocked_session(request)
         if feedback_id not in session.feedback_ids:
             raise ApiError(400, f"Invalid request body: 'feedbackId' {feedback_id!r} was not issued in this session")
@@ -156,7 +158,11 @@ class AgentApi:
     # --- turns --------------------------------------------------------------------------------
     async def _accept_turn(self, request: Request, route: str) -> tuple[Session, SendRequest]:
         self._authorize(request)
-        send = parse_send(parse_json_object(await request.body()))
+        deviations: list[str] = []
+        if route == "stream_message" and "text/event-stream" not in request.headers.get("accept", ""):
+            deviations.append("missing 'Accept: text/event-stream' on the streaming route")
+        send = parse_send(await self._json(request), deviations)
+        self._deviations(route, deviations)
         session = self._unlocked_session(request)
         if send.sequence_id <= session.last_sequence_id:
             last = session.last_sequence_id
@@ -204,12 +210,17 @@ class AgentApi:
         return (session.agent.latency_ms + (plan.latency_ms if plan else 0.0)) / 1000.0
 
     async def send_message(self, request: Request, plan: FaultPlan | None) -> Response:
-        """``POST .../sessions/{sessionId}/messages``: one turn, answered when the agent is done."""
+        """``POST .../sessions/{sessionId}/messages``: one turn, answered when the agent is done (or 500
+        once it has run past the request timeout, as the real service does after 120 s)."""
         session, send = await self._accept_turn(request, "send_message")
         messages: list[Message] = []
+        timeout = self.state.config.request_timeout
         try:
             messages = self._run_agent(session, send)
             delay = self._delay(session, plan)
+            if delay > timeout:
+                await asyncio.sleep(timeout)
+                raise failure("timeout", seconds=timeout)
             if delay > 0:
                 await asyncio.sleep(delay)
         finally:
@@ -218,33 +229,19 @@ class AgentApi:
         return json_response({"messages": messages, "_links": _links(request, session)})
 
     async def stream_message(self, request: Request, plan: FaultPlan | None) -> Response:
-        """``POST .../messages/stream``: progress, text chunks, the final messages, ``EndOfTurn``."""
+        """``POST .../messages/stream``: progress, text chunks, the final messages, ``EndOfTurn``; past the
+        request timeout, an ``Error`` event (500) instead, and the stream closes."""
         session, send = await self._accept_turn(request, "stream_message")
         messages = self._run_agent(session, send)
-        events = stream_events(messages, self.state.clock.wall_ms(), chunk_text=session.chunk_text)
-        return TurnStream(events, delay=self._delay(session, plan),
-                          drop_after_chunks=plan.drop_after_chunks if plan else None,
+        timestamp = self.state.clock.wall_ms()
+        events = stream_events(messages, timestamp, chunk_text=session.chunk_text)
+        delay, timeout = self._delay(session, plan), self.state.config.request_timeout
+        if delay > timeout:
+            error = failure("timeout", seconds=timeout)
+            events = [events[0], ("Error", {"timestamp": timestamp, "message": {
+                "type": "Error", "id": new_id(), "httpStatus": 500, "traceId": new_id(), "error": error.error,
+                "message": error.message, "timestamp": timestamp, "expected": False}})]
+            delay = timeout
+        return TurnStream(events, delay=delay, drop_after_chunks=plan.drop_after_chunks if plan else None,
                           headers={"x-request-id": request.state.request_id},
                           on_done=lambda: self._release(session, messages))
-
-
-def stream_events(messages: list[Message], timestamp: int, *, chunk_text: bool) -> list[tuple[str, dict[str, Any]]]:
-    """The SSE events of one turn, in the order the real service sends them."""
-    events: list[tuple[str, dict[str, Any]]] = [
-        ("ProgressIndicator", {"timestamp": timestamp, "message": {
-            "type": "ProgressIndicator", "id": new_id(), "indicatorType": "ACTION", "message": "Working on it"}})
-    ]
-    if chunk_text:  # only when the session asked for streamingCapabilities.chunkTypes ["Text"]
-        for message in messages:
-            text = message.get("message")
-            if message["type"] != "Inform" or not isinstance(text, str):
-                continue
-            offset = 0
-            for piece in _WORD_PIECES.findall(text):
-                events.append(("TextChunk", {"timestamp": timestamp, "offset": offset, "message": {
-                    "type": "TextChunk", "id": message["id"], "offset": offset, "message": piece,
-                    "formatType": "Text"}}))
-                offset += len(piece)
-    events.extend((m["type"], {"timestamp": timestamp, "message": m}) for m in messages)
-    events.append(("EndOfTurn", {"timestamp": timestamp, "message": {"type": "EndOfTurn", "id": new_id()}}))
-    return events

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionforce.emulator.agents import EmulatedAgent, PartialMessage, TurnContext
+from sessionforce.emulator._agents import EmulatedAgent, PartialMessage, TurnContext
 
 _YES = re.compile(r"^\s*(yes|y|yeah|yep|sure|ok|okay|confirm|confirmed|please do|do it|go ahead)\b", re.I)
 _PENDING = "_pending"  # memory key holding the step a topic waits on
@@ -83,9 +83,11 @@ class ScriptedAgent(EmulatedAgent):
     kind = "scripted"
 
     def __init__(self, *, agent_id: str, name: str, greeting: str, latency_ms: float, description: str,
-                 fallback: str, cancel_message: str, topics: tuple[Topic, ...]) -> None:
+                 fallback: str, cancel_message: str, topics: tuple[Topic, ...], api_name: str | None = None,
+                 agent_type: str = "service", active: bool = True, invalid_config: bool = False) -> None:
         super().__init__(agent_id=agent_id, name=name, greeting=greeting, latency_ms=latency_ms,
-                         description=description)
+                         description=description, api_name=api_name, agent_type=agent_type, active=active,
+                         invalid_config=invalid_config)
         self.fallback = fallback
         self.cancel_message = cancel_message
         self.topics = topics

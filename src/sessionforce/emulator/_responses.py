@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -35,6 +36,11 @@ def install_quiet_resets() -> None:
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, QuietResets) for f in logger.filters):
         logger.addFilter(QuietResets())
+
+
+def base_url(request: Request) -> str:
+    """The emulator's own URL as the caller reached it (``scheme://host:port``)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -6,6 +6,7 @@ A faults document (YAML/JSON file, ``PUT /__emulator/faults`` or ``run_emulator(
     rules:
       - {route: send_message, status: 503, every: 3, times: 2}
       - {route: stream_message, drop_after_chunks: 2}
+      - {route: start_session, error: invalid_config, times: 1}
 
 Each rule counts the requests on its route; it fires on every one, every Nth, or with a probability
 drawn from one RNG seeded by ``seed`` (so a run repeats exactly), at most ``times`` times.
@@ -22,11 +23,13 @@ from typing import Any
 
 import yaml
 
+from sessionforce.emulator._failures import FAULT_ERRORS
+
 #: Route names used by fault rules and the request counters.
-ROUTES = ("token", "start_session", "send_message", "stream_message", "end_session", "feedback")
+ROUTES = ("token", "query", "start_session", "send_message", "stream_message", "end_session", "feedback")
 _RULE_KEYS = {"route", "status", "every", "probability", "times", "retry_after", "latency_ms",
-              "drop_after_chunks", "reset", "expire_session", "expire_token"}
-_ACTIONS = ("status", "latency_ms", "drop_after_chunks", "reset", "expire_session", "expire_token")
+              "drop_after_chunks", "reset", "expire_session", "expire_token", "error"}
+_ACTIONS = ("status", "error", "latency_ms", "drop_after_chunks", "reset", "expire_session", "expire_token")
 
 
 class FaultConfigError(ValueError):
@@ -43,6 +46,8 @@ class FaultRule:
     times: int | None = None
     status: int | None = None
     retry_after: float | None = None
+    #: A real failure answer by name (see _failures.py), e.g. ``invalid_config``.
+    error: str | None = None
     latency_ms: float = 0.0
     drop_after_chunks: int | None = None
     reset: str | None = None
@@ -64,6 +69,7 @@ class FaultPlan:
 
     status: int | None = None
     retry_after: float | None = None
+    error: str | None = None
     latency_ms: float = 0.0
     drop_after_chunks: int | None = None
     reset: str | None = None
@@ -116,9 +122,11 @@ class FaultSet:
 
 
 def _merge(plan: FaultPlan, rule: FaultRule) -> None:
-    # The first status and reset win; latencies add up; expiries are flags.
-    if rule.status is not None and plan.status is None:
+    # The first status (or named error) and reset win; latencies add up; expiries are flags.
+    if rule.status is not None and plan.status is None and plan.error is None:
         plan.status, plan.retry_after = rule.status, rule.retry_after
+    if rule.error is not None and plan.status is None and plan.error is None:
+        plan.error = rule.error
     plan.latency_ms += rule.latency_ms
     if rule.drop_after_chunks is not None and plan.drop_after_chunks is None:
         plan.drop_after_chunks = rule.drop_after_chunks
@@ -140,6 +148,8 @@ def load_faults(source: str | Path | Mapping[str, Any] | None, default_seed: int
         raise FaultConfigError(f"{path}: cannot read the faults file ({exc.strerror or exc})") from exc
     try:
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except RecursionError:
+        raise FaultConfigError(f"{path}: nested too deeply to be a faults document") from None
     except (yaml.YAMLError, ValueError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise FaultConfigError(f"{path}: not valid {kind} ({' '.join(str(exc).split())})") from exc
@@ -187,6 +197,8 @@ def _parse_rule(raw: Any, where: str) -> FaultRule:
         raise FaultConfigError(f"{where}.route: expected one of {[*ROUTES, 'any']}, got {route!r}")
     if not any(key in raw for key in _ACTIONS):
         raise FaultConfigError(f"{where}: says when but not what; add one of {list(_ACTIONS)}")
+    if "status" in raw and "error" in raw:
+        raise FaultConfigError(f"{where}: give 'status' or 'error', not both")
     if "every" in raw and "probability" in raw:
         raise FaultConfigError(f"{where}: give 'every' or 'probability', not both")
     rule = FaultRule(route=route)
@@ -198,6 +210,11 @@ def _parse_rule(raw: Any, where: str) -> FaultRule:
         rule.times = _number(raw, "times", where, integer=True, low=1)
     if "status" in raw:
         rule.status = _number(raw, "status", where, integer=True, low=400, high=599)
+    if "error" in raw:
+        if raw["error"] not in FAULT_ERRORS:
+            raise FaultConfigError(f"{where}.error: expected one of {list(FAULT_ERRORS)} (the real service's "
+                                   f"failure answers, see docs/emulator.md), got {raw['error']!r}")
+        rule.error = raw["error"]
     if "retry_after" in raw:
         rule.retry_after = float(_number(raw, "retry_after", where, integer=False, low=0))
     if "latency_ms" in raw:

@@ -1,4 +1,4 @@
-"""What an emulated agent is, the Python-callable kind, and loading agents from YAML or Python objects.
+"""What an emulated agent is, and the Python-callable kind (loading them is ``_loading.py``).
 
 An agent sees one accepted user turn (:class:`TurnContext`) and returns partial reply messages; the
 emulator completes them (``messages.complete_message``) and applies their effects (a ``SessionEnded``
@@ -12,16 +12,17 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 PartialMessage = Mapping[str, Any]
 #: What a Python agent may return: a text (one ``Inform``), one message, or a list of either.
 AgentOutput = str | PartialMessage | Sequence[str | PartialMessage]
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,80}$")
+# Salesforce's rule for a DeveloperName: a letter first, then letters, digits and single underscores.
+_API_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*$")
+#: Agent types: a service agent runs as its own agent user; an employee agent as the caller's user.
+AGENT_TYPES = ("service", "employee")
 
 
 class AgentConfigError(ValueError):
@@ -48,19 +49,35 @@ class TurnContext:
 
 
 class EmulatedAgent:
-    """Base of every emulated agent: identity, greeting, latency, and :meth:`respond`."""
+    """Base of every emulated agent: identity, greeting, latency, its org record, and :meth:`respond`.
+
+    The org record is what the org's REST API shows of it (``BotDefinition``): ``api_name`` (its
+    DeveloperName; default derived from ``name``), ``agent_type`` (``service``: runs as its agent user;
+    ``employee``: runs as the caller's user, so starting it with ``bypassUser: true`` fails with 400
+    "Invalid user ID"), ``active`` (an inactive agent cannot start sessions: 404) and ``invalid_config``
+    (a broken planner configuration: every start answers 412 "Invalid Config").
+    """
 
     kind = "base"
 
     def __init__(self, *, agent_id: str, name: str, greeting: str, latency_ms: float = 0.0,
-                 description: str = "") -> None:
-        if not _AGENT_ID.match(agent_id):
-            raise AgentConfigError(f"agent id {agent_id!r} must be 1-80 letters, digits, '_', '.' or '-'")
+                 description: str = "", api_name: str | None = None, agent_type: str = "service",
+                 active: bool = True, invalid_config: bool = False) -> None:
+        api_name = api_name if api_name is not None else api_name_for(name)
+        problem = agent_id_problem(agent_id) or api_name_problem(api_name)
+        if problem:
+            raise AgentConfigError(problem)
+        if agent_type not in AGENT_TYPES:
+            raise AgentConfigError(f"type {agent_type!r} must be one of {list(AGENT_TYPES)}")
         self.id = agent_id
         self.name = name
         self.greeting = greeting
         self.latency_ms = latency_ms
         self.description = description
+        self.api_name = api_name
+        self.agent_type = agent_type
+        self.active = active
+        self.invalid_config = invalid_config
 
     def respond(self, ctx: TurnContext) -> list[PartialMessage]:
         """The reply messages for one accepted turn (partial; the emulator completes them)."""
@@ -68,13 +85,36 @@ class EmulatedAgent:
 
     def describe(self) -> dict[str, Any]:
         """The agent as ``GET /__emulator/agents`` lists it."""
-        return {"id": self.id, "name": self.name, "description": self.description, "kind": self.kind,
-                "latencyMs": self.latency_ms, "greeting": self.greeting}
+        return {"id": self.id, "name": self.name, "apiName": self.api_name, "type": self.agent_type,
+                "active": self.active, "invalidConfig": self.invalid_config, "description": self.description,
+                "kind": self.kind, "latencyMs": self.latency_ms, "greeting": self.greeting}
 
 
 def agent_id_for(name: str) -> str:
     """A stable 18-character Salesforce-style agent id (``0Xx...``) derived from ``name``."""
     return "0Xx" + hashlib.sha1(name.encode()).hexdigest()[:15]
+
+
+def agent_id_problem(agent_id: str) -> str | None:
+    """What is wrong with ``agent_id`` as an agent id, or None."""
+    if not _AGENT_ID.match(agent_id):
+        return f"agent id {agent_id!r} must be 1-80 letters, digits, '_', '.' or '-'"
+    return None
+
+
+def api_name_problem(api_name: str) -> str | None:
+    """What is wrong with ``api_name`` as a DeveloperName (Salesforce's rule), or None."""
+    if not _API_NAME.match(api_name) or api_name.endswith("_") or len(api_name) > 80:
+        return (f"api_name {api_name!r} must be 1-80 letters, digits and single underscores, start with a letter "
+                "and not end with '_' (Salesforce's DeveloperName rule)")
+    return None
+
+
+def api_name_for(name: str) -> str:
+    """A DeveloperName derived from a label: "Cog & Chain Bikes Assistant" -> "Cog_Chain_Bikes_Assistant"."""
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    api_name = "_".join(words) or "Agent"
+    return api_name if api_name[0].isalpha() else f"Agent_{api_name}"
 
 
 def normalize_output(output: AgentOutput | None) -> list[PartialMessage]:
@@ -107,7 +147,8 @@ class CallableAgent(EmulatedAgent):
 
     def __init__(self, handler: Callable[[TurnContext], AgentOutput | None], *, name: str | None = None,
                  agent_id: str | None = None, greeting: str | None = None, latency_ms: float = 0.0,
-                 description: str = "") -> None:
+                 description: str = "", api_name: str | None = None, agent_type: str = "service",
+                 active: bool = True, invalid_config: bool = False) -> None:
         name = name or str(getattr(handler, "__name__", "callable agent"))
         super().__init__(
             agent_id=agent_id or agent_id_for(name),
@@ -115,68 +156,13 @@ class CallableAgent(EmulatedAgent):
             greeting=greeting or f"Hi, I'm {name}. How can I help you?",
             latency_ms=latency_ms,
             description=description,
+            api_name=api_name,
+            agent_type=agent_type,
+            active=active,
+            invalid_config=invalid_config,
         )
         self.handler = handler
 
     def respond(self, ctx: TurnContext) -> list[PartialMessage]:
         """Call the handler and normalize what it returned."""
         return normalize_output(self.handler(ctx))
-
-
-AgentSource = str | Path | Sequence[Mapping[str, Any] | EmulatedAgent | Callable[[TurnContext], Any]]
-
-
-def load_agents(source: AgentSource | None) -> list[EmulatedAgent]:
-    """Agents from a YAML path, or from a list of definitions / agents / callables; None = the demo."""
-    # Imported here: scripted.py and demo.py import this module for the types above.
-    from sessionforce.emulator.agent_schema import parse_agent
-    from sessionforce.emulator.demo import demo_agent
-
-    if source is None:
-        return [demo_agent()]
-    if isinstance(source, str | Path):
-        return _check_unique(_load_yaml_agents(Path(source)), str(source))
-    agents: list[EmulatedAgent] = []
-    for index, item in enumerate(source):
-        where = f"agents[{index}]"
-        if isinstance(item, EmulatedAgent):
-            agents.append(item)
-        elif isinstance(item, Mapping):
-            agents.append(parse_agent(item, where))
-        elif callable(item):
-            agents.append(CallableAgent(item))
-        else:
-            raise AgentConfigError(f"{where}: expected an agent mapping, EmulatedAgent or callable, "
-                                   f"got {type(item).__name__}")
-    return _check_unique(agents, "agents")
-
-
-def _load_yaml_agents(path: Path) -> list[EmulatedAgent]:
-    from sessionforce.emulator.agent_schema import parse_agent
-
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AgentConfigError(f"{path}: cannot read the agents file ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        # One line: PyYAML's message spans several, and the CLI promises one line per problem.
-        raise AgentConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
-    if not isinstance(document, Mapping) or not isinstance(document.get("agents"), list):
-        raise AgentConfigError(f"{path}: expected a mapping with an 'agents:' list at the top level")
-    if not document["agents"]:
-        raise AgentConfigError(f"{path}: 'agents' is empty; define at least one agent")
-    unknown = set(document) - {"agents"}
-    if unknown:
-        raise AgentConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; only 'agents' is allowed")
-    return [parse_agent(item, f"{path}: agents[{i}]") for i, item in enumerate(document["agents"])]
-
-
-def _check_unique(agents: list[EmulatedAgent], where: str) -> list[EmulatedAgent]:
-    seen: set[str] = set()
-    for agent in agents:
-        if agent.id in seen:
-            raise AgentConfigError(f"{where}: two agents share the id {agent.id!r}; give each a unique 'id'")
-        seen.add(agent.id)
-    if not agents:
-        raise AgentConfigError(f"{where}: no agents defined")
-    return agents

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessionforce.emulator.scripted import ScriptedAgent
+from sessionforce.emulator._agent_schema import parse_agent
+from sessionforce.emulator._scripted import ScriptedAgent
 
 #: The demo agent's id: 18 characters, Salesforce-style (agent ids start with ``0Xx``).
 DEMO_AGENT_ID = "0XxSF0000000DEMOAA"
@@ -69,6 +70,4 @@ DEMO_AGENT: dict[str, Any] = {
 
 def demo_agent() -> ScriptedAgent:
     """A fresh instance of the built-in demo agent."""
-    from sessionforce.emulator.agent_schema import parse_agent
-
     return parse_agent(DEMO_AGENT, "demo agent")

@@ -1,93 +1,26 @@
-"""The emulator's state: clock, tokens, sessions, rate window and counters.
+"""The emulator's state: clock, tokens, sessions, rate window, counters and recorded deviations.
 
 Everything runs on the server's one event loop, so no locks are needed. The hot path is O(1):
 sessions sit in a dict by id and, while active, in an ``OrderedDict`` kept in order of last activity,
-so idle expiry only ever looks at the front (amortized O(1)) instead of scanning every session.
+so idle expiry only ever looks at the front (amortized O(1)) instead of scanning every session. Closed
+sessions shrink to summaries, kept in close order and evicted from the front (bounded count and age);
+tokens are kept in issue order and evicted from the front once expired. Memory stays bounded however
+long the emulator runs.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass, field
 from typing import Any
 
-from sessionforce.emulator.agents import EmulatedAgent
-from sessionforce.emulator.errors import ApiError
-from sessionforce.emulator.faults import FaultSet
+from sessionforce.emulator._agents import EmulatedAgent
+from sessionforce.emulator._config import Clock, EmulatorConfig
+from sessionforce.emulator._errors import ApiError
+from sessionforce.emulator._faults import FaultSet
+from sessionforce.emulator._sessions import ClosedSession, Session
 
-
-class Clock:
-    """Real monotonic time plus an offset that ``POST /__emulator/clock/advance`` moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        """Seconds on the emulator's monotonic clock."""
-        return time.monotonic() + self.offset
-
-    def wall_ms(self) -> int:
-        """Milliseconds since the epoch, shifted by the same offset (for ``issued_at``, timestamps)."""
-        return int((time.time() + self.offset) * 1000)
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward (never back: expiry must stay monotonic)."""
-        self.offset += max(0.0, seconds)
-
-
-@dataclass
-class EmulatorConfig:
-    """Settings fixed at start-up (the admin surface can reset state, not these)."""
-
-    client_id: str = "sessionforce-emulator"
-    client_secret: str = "emulator-secret"
-    idle_timeout: float = 900.0
-    token_ttl: float = 7200.0
-    max_sessions: int | None = None
-    requests_per_minute: int | None = None
-    seed: int = 0
-    #: How many accepted turns the counters keep (oldest dropped first; ``turnsDropped`` counts them).
-    max_recorded_turns: int = 1_000_000
-    #: Keep every message of every session for ``GET /__emulator/sessions/{id}`` (off for big benchmarks).
-    record_transcripts: bool = True
-
-
-@dataclass(eq=False)
-class Session:
-    """One server-side session."""
-
-    session_id: str
-    external_key: str
-    agent: EmulatedAgent
-    created: float
-    last_activity: float
-    chunk_text: bool
-    variables: dict[str, Any]
-    state: str = "active"  # active | ended | expired
-    end_reason: str | None = None
-    last_sequence_id: int = 0
-    turns: int = 0
-    in_flight: bool = False
-    memory: dict[str, Any] = field(default_factory=dict)
-    feedback_ids: set[str] = field(default_factory=set)
-    feedback: list[dict[str, Any]] = field(default_factory=list)
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        """The session as ``GET /__emulator/sessions`` lists it."""
-        return {
-            "sessionId": self.session_id,
-            "externalSessionKey": self.external_key,
-            "agentId": self.agent.id,
-            "state": self.state,
-            "lastSequenceId": self.last_sequence_id,
-            "turns": self.turns,
-            "endReason": self.end_reason,
-            "inFlight": self.in_flight,
-            "feedback": self.feedback,
-        }
+#: How many deviations ``GET /__emulator/deviations`` keeps (oldest dropped first).
+MAX_DEVIATIONS = 1000
 
 
 class Counters:
@@ -126,43 +59,65 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig, agents: list[EmulatedAgent], faults: FaultSet) -> None:
         self.config = config
         self.agents = {agent.id: agent for agent in agents}
+        #: The separate Agent API port (``separate_api_host``), set by the server once bound; else None.
+        self.api_port: int | None = None
         self.clock = Clock()
         self.reset()
         self.faults = faults
 
     def reset(self) -> None:
-        """Forget sessions, tokens, counters and faults, and rewind the clock (agents and settings stay)."""
+        """Forget sessions, tokens, counters, deviations and faults, rewind the clock, and go back to the
+        configured strictness (agents and settings stay)."""
         self.clock.offset = 0.0  # safe: nothing that was timed on the old clock survives
-        self.tokens: dict[str, float] = {}
-        self.sessions: dict[str, Session] = {}
+        #: token -> (issued at, is it JWT-shaped), in issue order (so expiry pops from the front).
+        self.tokens: dict[str, tuple[float, bool]] = {}
+        self.sessions: dict[str, Session | ClosedSession] = {}
         self.active: OrderedDict[str, Session] = OrderedDict()
+        #: Closed session ids in close order, for eviction from the front.
+        self.closed: OrderedDict[str, float] = OrderedDict()
         self.counters = Counters(self.config.max_recorded_turns)
         self.request_times: deque[float] = deque()
         self.faults = FaultSet.empty(self.config.seed)
+        self.strict = self.config.strict
+        self.deviations: deque[dict[str, Any]] = deque(maxlen=MAX_DEVIATIONS)
+        self.deviations_recorded = 0
 
     # --- tokens -------------------------------------------------------------------------------
-    def issue_token(self) -> str:
-        """A new bearer token, valid for ``token_ttl`` seconds of emulator time."""
-        token = "00DSF0000000EMU!" + secrets.token_urlsafe(24)
-        self.tokens[token] = self.clock.now()
-        return token
+    def add_token(self, token: str, *, jwt: bool) -> None:
+        """Remember an issued token (valid for ``token_ttl`` seconds of emulator time); forget expired ones."""
+        now = self.clock.now()
+        ttl = self.config.token_ttl
+        while self.tokens:
+            oldest, (issued, _) = next(iter(self.tokens.items()))
+            if now - issued <= ttl:
+                break
+            del self.tokens[oldest]
+        self.tokens[token] = (now, jwt)
 
-    def check_token(self, authorization: str | None) -> str:
-        """The caller's token if valid; else ApiError 401 (missing, unknown or expired)."""
+    def check_token(self, authorization: str | None) -> bool:
+        """Whether the caller's valid token is JWT-shaped; ApiError 401 if it is missing, unknown or expired."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise ApiError(401, "Missing bearer token: send 'Authorization: Bearer <access_token>'.")
         token = authorization[7:].strip()
-        issued = self.tokens.get(token)
-        if issued is None:
+        entry = self.tokens.get(token)
+        if entry is None:
             raise ApiError(401, "Session expired or invalid: unknown or revoked access token.")
-        if self.clock.now() - issued > self.config.token_ttl:
+        if self.clock.now() - entry[0] > self.config.token_ttl:
             del self.tokens[token]
             raise ApiError(401, "Session expired or invalid: the access token has expired.")
-        return token
+        return entry[1]
+
+    # --- deviations ---------------------------------------------------------------------------
+    def record_deviations(self, route: str, deviations: list[str]) -> None:
+        """Note requests that strayed from the documented shapes (kept for ``GET /__emulator/deviations``)."""
+        for deviation in deviations:
+            self.deviations.append({"route": route, "deviation": deviation, "timestamp": self.clock.wall_ms()})
+            self.deviations_recorded += 1
 
     # --- sessions -----------------------------------------------------------------------------
     def sweep(self) -> None:
-        """Expire sessions idle longer than ``idle_timeout`` (front of the activity order only)."""
+        """Expire sessions idle longer than ``idle_timeout`` (front of the activity order only), and
+        forget closed sessions past ``closed_session_ttl``."""
         now = self.clock.now()
         timeout = self.config.idle_timeout
         while self.active:
@@ -173,6 +128,17 @@ class EmulatorState:
                 self.touch(session)
                 continue
             self.close(session, "expired", "Expiration")
+        self._evict_closed(now)
+
+    def _evict_closed(self, now: float) -> None:
+        limit, ttl = self.config.max_closed_sessions, self.config.closed_session_ttl
+        closed = self.closed
+        while closed:
+            session_id, closed_at = next(iter(closed.items()))
+            if len(closed) <= limit and now - closed_at <= ttl:
+                break
+            del closed[session_id]
+            self.sessions.pop(session_id, None)
 
     def touch(self, session: Session) -> None:
         """Record activity on ``session`` (keeps the activity order sorted)."""
@@ -196,12 +162,17 @@ class EmulatorState:
         self.counters.opened += 1
 
     def close(self, session: Session, state: str, reason: str | None) -> None:
-        """Move an active session to ``ended`` or ``expired`` (final: it answers 404 from now on)."""
+        """Move an active session to ``ended`` or ``expired`` (final: it answers 404 from now on) and
+        keep only its summary."""
         if session.state != "active" or self.sessions.get(session.session_id) is not session:
             return  # already final, or from before a reset
         session.state = state
         session.end_reason = reason
         self.active.pop(session.session_id, None)
+        now = self.clock.now()
+        self.sessions[session.session_id] = session.closed(state, reason, now)
+        self.closed[session.session_id] = now
+        self._evict_closed(now)
         if state == "expired":
             self.counters.expired += 1
         else:

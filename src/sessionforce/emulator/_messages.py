@@ -8,14 +8,19 @@ fresh ``id`` and, where the type has one, a fresh ``feedbackId``, so feedback ca
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 Message = dict[str, Any]
+_WORD_PIECES = re.compile(r"\S+\s*|\s+")
 
 #: The message types a caller may send (agent-api.md, "Send a message").
 CLIENT_MESSAGE_TYPES = ("Text", "Reply", "Cancel", "TransferFailed", "TransferSucceeded", "PlanTemplate")
+
+#: End reasons Salesforce's own client sends in ``x-session-end-reason``.
+END_REASONS = ("UserRequest", "Transfer", "Expiration", "Error", "Other")
 
 #: ``SessionEnded`` reasons the reference lists.
 SESSION_END_REASONS = ("ClientRequest", "TransferFailedNotConfigured", "Action", "ERROR", "InfiniteLoopDetected")
@@ -74,3 +79,25 @@ def greeting_message(text: str) -> Message:
     """The start-session greeting: an ``Inform`` whose ``feedbackId`` and ``planId`` are empty strings,
     as in the reference's sample start response."""
     return complete_message({"type": "Inform", "message": text, "feedbackId": "", "planId": ""}, "")
+
+
+def stream_events(messages: list[Message], timestamp: int, *, chunk_text: bool) -> list[tuple[str, dict[str, Any]]]:
+    """The SSE events of one turn, in the order the real service sends them."""
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("ProgressIndicator", {"timestamp": timestamp, "message": {
+            "type": "ProgressIndicator", "id": new_id(), "indicatorType": "ACTION", "message": "Working on it"}})
+    ]
+    if chunk_text:  # only when the session asked for streamingCapabilities.chunkTypes ["Text"]
+        for message in messages:
+            text = message.get("message")
+            if message["type"] != "Inform" or not isinstance(text, str):
+                continue
+            offset = 0
+            for piece in _WORD_PIECES.findall(text):
+                events.append(("TextChunk", {"timestamp": timestamp, "offset": offset, "message": {
+                    "type": "TextChunk", "id": message["id"], "offset": offset, "message": piece,
+                    "formatType": "Text"}}))
+                offset += len(piece)
+    events.extend((m["type"], {"timestamp": timestamp, "message": m}) for m in messages)
+    events.append(("EndOfTurn", {"timestamp": timestamp, "message": {"type": "EndOfTurn", "id": new_id()}}))
+    return events

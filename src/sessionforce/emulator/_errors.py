@@ -47,13 +47,18 @@ def new_request_id() -> str:
 
 
 class ApiError(Exception):
-    """An Agent API error answer: raised by handlers, rendered by :func:`api_error_response`."""
+    """An Agent API error answer: raised by handlers, rendered by :func:`api_error_response`.
 
-    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
+    ``error`` overrides the exception class name the status implies (``EngineConfigLookupException``).
+    """
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None,
+                 error: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.error = error
 
 
 def retry_after_header(seconds: float) -> str:
@@ -73,7 +78,7 @@ def api_error_response(error: ApiError, path: str, request_id: str) -> Response:
         "path": short_path,
         "mode": "unknown",
         "requestId": request_id,
-        "error": exception_name(error.status),
+        "error": error.error or exception_name(error.status),
         "message": error.message,
         "timestamp": int(time.time() * 1000),
         "expected": error.status < 500,
@@ -99,4 +104,20 @@ class OAuthError(Exception):
 def oauth_error_response(error: OAuthError) -> Response:
     """Render ``error`` the way Salesforce's OAuth endpoint does."""
     body = {"error": error.error, "error_description": error.description}
+    return Response(json.dumps(body), status_code=error.status, media_type="application/json")
+
+
+class RestError(Exception):
+    """An org REST API error answer (``/services/data/...``): Salesforce's ``[{"message", "errorCode"}]``."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+
+def rest_error_response(error: RestError) -> Response:
+    """Render ``error`` the way the org's REST API does (a list of one error)."""
+    body = [{"message": error.message, "errorCode": error.error_code}]
     return Response(json.dumps(body), status_code=error.status, media_type="application/json")

@@ -11,11 +11,18 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from sessionforce.emulator.agents import AgentConfigError, agent_id_for
-from sessionforce.emulator.scripted import STEP_RUNNERS, ScriptedAgent, Step, Topic
+from sessionforce.emulator._agents import (
+    AGENT_TYPES,
+    AgentConfigError,
+    agent_id_for,
+    agent_id_problem,
+    api_name_problem,
+)
+from sessionforce.emulator._scripted import STEP_RUNNERS, ScriptedAgent, Step, Topic
 
 _STEP_KINDS = tuple(STEP_RUNNERS)
-_AGENT_KEYS = {"id", "name", "description", "greeting", "latency_ms", "fallback", "cancel_message", "topics"}
+_AGENT_KEYS = {"id", "name", "description", "greeting", "latency_ms", "fallback", "cancel_message", "topics",
+               "api_name", "type", "active", "invalid_config"}
 _TOPIC_KEYS = {"name", "keywords", "regex", "reply", "steps"}
 # Per step kind: the option keys it accepts when given as a mapping.
 _STEP_OPTIONS: dict[str, set[str]] = {
@@ -73,6 +80,8 @@ def parse_agent(raw: Any, where: str) -> ScriptedAgent:
     data = _mapping(raw, where, _AGENT_KEYS)
     name = _string(data.get("name"), f"{where}.name")
     agent_id = _string(data["id"], f"{where}.id") if "id" in data else agent_id_for(name)
+    if agent_id_problem(agent_id):
+        raise _fail(f"{where}.id", str(agent_id_problem(agent_id)))
     latency = data.get("latency_ms", 0)
     if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
         raise _fail(f"{where}.latency_ms", f"expected a number of milliseconds >= 0, got {latency!r}")
@@ -81,6 +90,18 @@ def parse_agent(raw: Any, where: str) -> ScriptedAgent:
     for key in ("fallback", "cancel_message"):
         if key in texts:
             _check_template(texts[key], f"{where}.{key}")
+    api_name = _string(data["api_name"], f"{where}.api_name") if "api_name" in data else None
+    if api_name is not None and api_name_problem(api_name):
+        raise _fail(f"{where}.api_name", str(api_name_problem(api_name)))
+    agent_type = data.get("type", "service")
+    if agent_type not in AGENT_TYPES:
+        raise _fail(f"{where}.type", f"expected one of {list(AGENT_TYPES)} (service agents run as their agent "
+                    f"user, employee agents as the caller's user), got {agent_type!r}")
+    flags = {}
+    for key, default in (("active", True), ("invalid_config", False)):
+        flags[key] = data.get(key, default)
+        if not isinstance(flags[key], bool):
+            raise _fail(f"{where}.{key}", f"expected true or false, got {flags[key]!r}")
     topics_raw = data.get("topics", [])
     if not isinstance(topics_raw, list):
         raise _fail(f"{where}.topics", "expected a list of topics")
@@ -95,9 +116,13 @@ def parse_agent(raw: Any, where: str) -> ScriptedAgent:
             fallback=texts.get("fallback", "You said: {text}"),
             cancel_message=texts.get("cancel_message", "Okay, I've cancelled that."),
             topics=topics,
+            api_name=api_name,
+            agent_type=agent_type,
+            active=flags["active"],
+            invalid_config=flags["invalid_config"],
         )
     except AgentConfigError as exc:
-        raise _fail(f"{where}.id", str(exc)) from exc
+        raise _fail(where, str(exc)) from exc
 
 
 def _parse_topic(raw: Any, where: str) -> Topic:

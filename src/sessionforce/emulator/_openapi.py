@@ -1,17 +1,18 @@
-"""The OpenAPI 3.0 document of the routes the emulator serves (token endpoint + Agent API).
+"""The OpenAPI 3.0 document of the routes the emulator serves (token endpoint, REST query, Agent API).
 
 Hand-written from agent-api.md, not generated from our handlers, so a schemathesis run against it
-checks the handlers against the reference's reading rather than against themselves. Constraints here
-mirror validation.py exactly, so "valid by the schema" and "accepted by the emulator" agree.
+checks the handlers against the reference's reading rather than against themselves. It describes the
+documented shapes, which is the strict mode's contract: "valid by the schema" and "accepted in strict
+mode" agree (the default, lenient mode also accepts what the real service coerces, e.g. a string
+``"true"`` for ``bypassUser``; see _validation.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sessionforce.emulator.messages import CLIENT_MESSAGE_TYPES
-from sessionforce.emulator.routes import END_REASONS
-from sessionforce.emulator.validation import FEEDBACK_VALUES, VARIABLE_TYPES
+from sessionforce.emulator._messages import CLIENT_MESSAGE_TYPES, END_REASONS
+from sessionforce.emulator._validation import CHUNK_TYPES, FEEDBACK_VALUES, VARIABLE_TYPES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -33,8 +34,13 @@ _ERRORS = {
     "401": _json(_ref("ApiError"), "Missing, unknown or expired bearer token"),
     "404": _json(_ref("ApiError"), "Unknown agent, or session unknown, ended or expired"),
     "423": _json(_ref("ApiError"), "Another request is in flight on this session"),
+    "413": _json(_ref("ApiError"), "Request body larger than the configured limit"),
     "429": _json(_ref("ApiError"), "A configured limit was exceeded (carries Retry-After)"),
+    "500": _json(_ref("ApiError"), "Body not declared JSON (Unsupported Media Type), a turn past the request "
+                 "timeout, or instanceConfig.endpoint not a My Domain URL (EngineConfigLookupException)"),
 }
+_REST_ERROR = {"type": "array", "items": {"type": "object", "required": ["message", "errorCode"], "properties": {
+    "message": {"type": "string"}, "errorCode": {"type": "string"}}}}
 _SESSION_ID = {"name": "sessionId", "in": "path", "required": True, "schema": {"type": "string"}}
 
 _SCHEMAS: dict[str, Any] = {
@@ -52,9 +58,13 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["access_token", "instance_url", "api_instance_url", "id", "token_type", "issued_at",
                      "signature", "scope"],
         "properties": {k: {"type": "string"} for k in ("access_token", "instance_url", "api_instance_url", "id",
-                                                       "token_type", "issued_at", "signature", "scope")},
+                                                       "token_type", "issued_at", "signature", "scope",
+                                                       "token_format")},
     },
-    "Variable": {"type": "object", "required": ["name", "type", "value"],
+    "QueryResult": {"type": "object", "required": ["totalSize", "done", "records"],
+                    "properties": {"totalSize": {"type": "integer"}, "done": {"type": "boolean"},
+                                   "records": {"type": "array", "items": {"type": "object"}}}},
+    "Variable": {"type": "object", "required": ["name", "type", "value"], "additionalProperties": False,
                  "properties": {"name": _NON_BLANK, "type": {"type": "string", "enum": list(VARIABLE_TYPES)},
                                 # Text/Number/Boolean values must match their type; the rest take any JSON.
                                 "value": {"nullable": True}}},
@@ -62,15 +72,16 @@ _SCHEMAS: dict[str, Any] = {
     "StartSessionRequest": {
         "type": "object",
         "required": ["externalSessionKey", "instanceConfig"],
+        "additionalProperties": False,
         "properties": {
-            "externalSessionKey": _NON_BLANK,
-            "instanceConfig": {"type": "object", "required": ["endpoint"],
+            "externalSessionKey": {"type": "string", "format": "uuid"},
+            "instanceConfig": {"type": "object", "required": ["endpoint"], "additionalProperties": False,
                                "properties": {"endpoint": {"type": "string", "pattern": "^https?://"}}},
             "tz": _opt({"type": "string"}),
             "variables": _ref("Variables"),
             "featureSupport": _opt({"type": "string"}),
-            "streamingCapabilities": _opt({"type": "object", "properties": {
-                "chunkTypes": _opt({"type": "array", "items": {"type": "string"}})}}),
+            "streamingCapabilities": _opt({"type": "object", "additionalProperties": False, "properties": {
+                "chunkTypes": _opt({"type": "array", "items": {"type": "string", "enum": list(CHUNK_TYPES)}})}}),
             "bypassUser": _opt({"type": "boolean"}),
         },
     },
@@ -88,10 +99,12 @@ _SCHEMAS: dict[str, Any] = {
     "SendMessageRequest": {
         "type": "object",
         "required": ["message"],
+        "additionalProperties": False,
         "properties": {
             "message": {
                 "type": "object",
                 "required": ["sequenceId", "type"],
+                "additionalProperties": False,
                 "properties": {
                     "sequenceId": {"type": "integer", "minimum": 1},
                     "type": {"type": "string", "enum": list(CLIENT_MESSAGE_TYPES)},
@@ -104,7 +117,7 @@ _SCHEMAS: dict[str, Any] = {
             "variables": _ref("Variables"),
         },
     },
-    "FeedbackRequest": {"type": "object", "required": ["feedbackId", "feedback"],
+    "FeedbackRequest": {"type": "object", "required": ["feedbackId", "feedback"], "additionalProperties": False,
                         "properties": {"feedbackId": _NON_BLANK,
                                        "feedback": {"type": "string", "enum": list(FEEDBACK_VALUES)},
                                        "text": _opt({"type": "string"})}},
@@ -128,13 +141,25 @@ _PATHS: dict[str, Any] = {
                       "400": _json(_ref("OAuthError"), "Unsupported grant type"),
                       "401": _json(_ref("OAuthError"), "Wrong client credentials")},
     }},
+    "/services/data/{version}/query": {"get": {
+        "summary": "The org's REST query, for BotDefinition / BotVersion (find an agent by name, see its type)",
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "version", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": r"^v\d{2,3}\.\d$"}},
+                       {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}}],
+        "responses": {"200": _json(_ref("QueryResult"), "The matching records"),
+                      "400": _json(_REST_ERROR, "MALFORMED_QUERY, INVALID_TYPE or INVALID_FIELD"),
+                      "401": _json(_REST_ERROR, "INVALID_SESSION_ID"),
+                      "404": _json(_REST_ERROR, "Unknown API version")},
+    }},
     "/einstein/ai-agent/v1/agents/{agentId}/sessions": {"post": {
         "summary": "Start a session",
         "security": [{"bearer": []}],
         "parameters": [{"name": "agentId", "in": "path", "required": True, "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("StartSessionRequest")}}},
         "responses": {"200": _json(_ref("StartSessionResponse"), "The session, with the greeting"),
-                      **{k: v for k, v in _ERRORS.items() if k != "423"}},
+                      **{k: v for k, v in _ERRORS.items() if k != "423"},
+                      "412": _json(_ref("ApiError"), "The agent's planner configuration is broken (Invalid Config)")},
     }},
     "/einstein/ai-agent/v1/sessions/{sessionId}/messages": {
         "post": _turn("Send a message", _json(_ref("MessagesResponse"), "The agent's messages"))},
@@ -147,7 +172,7 @@ _PATHS: dict[str, Any] = {
     "/einstein/ai-agent/v1/sessions/{sessionId}": {"delete": {
         "summary": "End a session",
         "security": [{"bearer": []}],
-        "parameters": [_SESSION_ID, {"name": "x-session-end-reason", "in": "header", "required": False,
+        "parameters": [_SESSION_ID, {"name": "x-session-end-reason", "in": "header", "required": True,
                                      "schema": {"type": "string", "enum": list(END_REASONS)}}],
         "responses": {"200": _json(_ref("MessagesResponse"), "SessionEnded"), **_ERRORS},
     }},
