@@ -1,0 +1,334 @@
+"""`PostgresStore`: conversation state in PostgreSQL, shared by many workers on many machines.
+
+``postgresql://user:password@host:5432/dbname?schema=myapp`` (or ``postgres://``). Our own query
+parameters: ``schema`` (default ``sessionforce``), ``pool_min``/``pool_max`` (connections, default 1 and
+10), ``pool_timeout`` (seconds to wait for a connection, default 5), ``command_timeout`` (seconds one
+statement may take, default 10); every other parameter is libpq's (``sslmode``, ``options``, ...).
+
+psycopg 3 in async mode on a psycopg-pool pool, autocommit: every call is one statement, one round
+trip, its own transaction (what must be atomic is written as one statement; see
+:mod:`._postgres_schema`). The schema is created and upgraded by the store on first use, under an
+advisory lock, and needs no superuser: the role needs ``CREATE`` on the schema (or on the database,
+for the store to create the schema).
+
+A waiter for a lease is woken by ``LISTEN/NOTIFY`` (:mod:`._postgres_listen`), polling only as the
+fallback for a missed notification. Failures become :class:`~sessionforce.errors.StoreUnavailable`
+naming the server (never the password) and what to do; whether the agent got the turn is for the
+caller to say, since the store cannot know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sessionforce.errors import ConfigError, ConversationBusy, InvalidArgument, LeaseLost, StaleRecord, StoreUnavailable
+from sessionforce.store._postgres_listen import Listener, channel_for, key_for
+from sessionforce.store._postgres_pool import Database
+from sessionforce.store._urls import redact_url
+from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+
+__all__ = ["PostgresStore"]
+
+_OWN_PARAMS = {"schema": str, "pool_min": int, "pool_max": int, "pool_timeout": float, "command_timeout": float}
+_RETRY_CHOICE = 3  # tries of a lease whose row a concurrent insert hid from the statement's snapshot
+
+
+def _lease_lost(conversation_id: str, lease: Lease) -> LeaseLost:
+    # replaced by store/_errors.lease_lost once it lands
+    return LeaseLost(
+        f"The lease on conversation {conversation_id!r} was lost (owner {lease.owner!r}, fence {lease.fence}); "
+        "the write was refused. What to do: nothing was overwritten; retry the turn, it will see the newer state."
+    )
+
+
+class PostgresStore:
+    """A :class:`~sessionforce.store.base.Store` in PostgreSQL (store protocol v2), for many workers.
+
+    ``retention`` (seconds) is how long a conversation idle since its last activity is kept; the purge
+    runs in the background at most every ``purge_every`` seconds per process (see :meth:`purge`).
+    ``notify=False`` turns the release notifications off (waiters then poll). Nothing connects until
+    the first call.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "sessionforce",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        pool_timeout: float = 5.0,
+        command_timeout: float = 10.0,
+        retention: float = 30 * 24 * 3600,
+        purge_every: float = 3600.0,
+        notify: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not retention > 0 or not purge_every > 0:
+            raise InvalidArgument(
+                f"retention={retention!r}, purge_every={purge_every!r}: give numbers of seconds greater than 0."
+            )
+        self._db = Database(conninfo, schema=schema, pool_min=pool_min, pool_max=pool_max,
+                            pool_timeout=pool_timeout, command_timeout=command_timeout)
+        self._sql = self._db.sql
+        self._run = self._db.run
+        self._channel = channel_for(schema)
+        self._retention, self._purge_every = retention, purge_every
+        self._notify = notify
+        self._clock = clock
+        self._listener: Listener | None = None
+        self._next_purge = 0.0
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
+        """A store for ``url`` (``postgresql://`` or ``postgres://``); our own query parameters (``schema``,
+        ``pool_min``, ``pool_max``, ``pool_timeout``, ``command_timeout``) are taken out, the rest is libpq's.
+        Keyword arguments override the URL's."""
+        try:
+            parts = urlsplit(url)
+            query = parse_qsl(parts.query, keep_blank_values=True)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE) is not a valid PostgreSQL URL ({exc}). "
+                "What to do: use postgresql://user:password@host:5432/dbname?schema=myapp."
+            ) from None
+        own: dict[str, Any] = {}
+        for key, value in query:
+            if key in _OWN_PARAMS:
+                try:
+                    own[key] = _OWN_PARAMS[key](value)
+                except ValueError:
+                    raise ConfigError(
+                        f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE): {key}={value!r} is not a "
+                        f"{_OWN_PARAMS[key].__name__}. What to do: fix the {key} query parameter."
+                    ) from None
+        rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS])))
+        return cls(rest, **{**own, **kwargs})
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._db.where!r}, schema={self._sql.schema!r})"
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    async def _listening(self) -> Listener | None:
+        if not self._notify:
+            return None
+        if self._listener is None:
+            self._listener = Listener(self._db.conninfo, self._db.connect_kwargs, self._channel)
+        await self._listener.start(self._db.pool_timeout)
+        return self._listener
+
+    def _release_params(self, conversation_id: str) -> dict[str, Any]:
+        return {"channel": self._channel, "key": key_for(conversation_id)}
+
+    def _maybe_purge(self) -> None:
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + self._purge_every
+        task = asyncio.get_running_loop().create_task(self._purge_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _purge_quietly(self) -> None:
+        with contextlib.suppress(StoreUnavailable):  # the next purge tries again; nothing depends on this one
+            await self.purge()
+
+    # -- the Store protocol (v2) ----------------------------------------------------------------------
+
+    async def load(self, conversation_id: str) -> ConversationRecord | None:
+        """The stored record, or ``None``."""
+        rows = await self._run("loading a conversation", self._sql.load, {"id": _id(conversation_id)})
+        return ConversationRecord.from_json(rows[0][0]) if rows else None
+
+    async def save(
+        self,
+        record: ConversationRecord,
+        *,
+        lease: Lease | None = None,
+        transcript: Sequence[TranscriptEntry] = (),
+        release: bool = False,
+    ) -> ConversationRecord:
+        """Compare-and-save by version and by the exact current lease (owner and fence, not expired),
+        appending ``transcript`` and, with ``release``, giving the lease up and waking its waiters: one
+        statement, so all of it happens or none of it."""
+        if release and lease is None:
+            raise InvalidArgument("save(release=True) needs the lease to give up (lease=...).")
+        saved = record.replace(version=record.version + 1)
+        cid = record.conversation_id
+        params: dict[str, Any] = {
+            "id": _id(cid), "expected": record.version, "status": str(saved.status),
+            "last": saved.last_activity_at, "data": saved.to_json(),
+            "entries": [entry.to_json() for entry in transcript], "release": release,
+            **self._release_params(cid),
+        }
+        if lease is not None:
+            params.update(owner=lease.owner, fence=lease.fence)
+        statement = self._sql.save[(record.version == 0, lease is not None)]
+        [(written, lease_ok, _, stored)] = await self._run("saving a conversation", statement, params)
+        if not written:
+            if not lease_ok:
+                assert lease is not None
+                raise _lease_lost(cid, lease)
+            raise StaleRecord(
+                f"Conversation {cid!r} was saved by someone else (version {stored or 0}, this write expected "
+                f"{record.version}). What to do: reload it and apply the change again."
+            )
+        self._maybe_purge()
+        return saved
+
+    async def append_transcript(
+        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None
+    ) -> None:
+        """Append one transcript entry (refused with ``LeaseLost`` unless ``lease`` is exactly the current one)."""
+        params: dict[str, Any] = {"id": _id(conversation_id), "entry": entry.to_json()}
+        if lease is None:
+            await self._run("appending to a transcript", self._sql.append, params)
+            return
+        params.update(owner=lease.owner, fence=lease.fence)
+        if not await self._run("appending to a transcript", self._sql.append_fenced, params):
+            raise _lease_lost(conversation_id, lease)
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        """The whole transcript, oldest first."""
+        rows = await self._run("reading a transcript", self._sql.transcript, {"id": _id(conversation_id)})
+        return [TranscriptEntry.from_json(entry) for (entry,) in rows]
+
+    async def list_conversations(
+        self,
+        *,
+        status: ConversationStatus | None = None,
+        idle_for: float | None = None,
+        now: float | None = None,
+        limit: int = 1000,
+    ) -> list[ConversationRecord]:
+        """Records filtered by status and by ``last_activity_at <= now - idle_for``, oldest activity first
+        (walking the (status, last_activity_at) index in order)."""
+        if limit <= 0:
+            return []
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = str(status)
+        if idle_for is not None:
+            params["cutoff"] = (now if now is not None else self._clock()) - idle_for
+        statement = self._sql.list[(status is not None, idle_for is not None)]
+        rows = await self._run("listing conversations", statement, params)
+        return [ConversationRecord.from_json(row[0]) for row in rows]
+
+    async def delete(self, conversation_id: str) -> None:
+        """Forget the record, its transcript and its lease (the fence stays, so old fences stay dead)."""
+        await self._run("deleting a conversation", self._sql.delete,
+                        {"id": _id(conversation_id), **self._release_params(conversation_id)})
+
+    async def purge(self, *, now: float | None = None, batch: int = 500) -> int:
+        """Delete conversations whose last activity is more than ``retention`` ago and that nobody leases:
+        record, transcript and lease row. Returns how many. Runs by itself in the background after saves,
+        at most every ``purge_every`` seconds per process; call it from a job of your own if you prefer."""
+        cutoff = (now if now is not None else self._clock()) - self._retention
+        purged = 0
+        for status in ConversationStatus:
+            while True:
+                params = {"status": str(status), "cutoff": cutoff, "batch": batch}
+                [(count,)] = await self._run("purging old conversations", self._sql.purge, params)
+                purged += count
+                if count < batch:
+                    break
+        return purged
+
+    async def try_acquire(self, conversation_id: str, *, owner: str, ttl: float) -> Lease | float:
+        """One atomic step: a new lease (its fence above every earlier one), or the seconds until the
+        current holder's lease expires (> 0)."""
+        got = await self._try_acquire(conversation_id, owner=owner, ttl=ttl)
+        return got if isinstance(got, Lease) else got[1]
+
+    async def _try_acquire(self, conversation_id: str, *, owner: str, ttl: float) -> Lease | tuple[str, float]:
+        if not ttl > 0:
+            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
+        listener = await self._listening()
+        key = key_for(conversation_id)
+        if listener is not None:
+            listener.arm(key)  # before the statement: a release right after it must still wake us
+        params = {"id": _id(conversation_id), "owner": owner, "ttl": float(ttl)}
+        for _ in range(_RETRY_CHOICE):
+            # The client's clock is read first: the lease's real (server) expiry is a little later.
+            now = self._clock()
+            rows = await self._run("taking a conversation's lease", self._sql.try_acquire, params)
+            if rows:
+                took, fence, holder, left = rows[0]
+                if took:
+                    if listener is not None:
+                        listener.disarm(key)
+                    return Lease(conversation_id, owner, int(fence), now + ttl)
+                return str(holder), max(float(left), 0.001)
+        return "another worker", 0.001
+
+    async def wait_released(self, conversation_id: str, timeout: float) -> None:  # noqa: ASYNC109 (protocol v2)
+        """Return when the lease may have been released (a notification), or after ``timeout`` seconds.
+        Without a listening connection (notifications off, or it is reconnecting) this sleeps ``timeout``."""
+        if timeout <= 0:
+            return
+        listener = self._listener
+        if listener is None or not listener.healthy:
+            await asyncio.sleep(timeout)
+            return
+        await listener.wait(key_for(conversation_id), timeout)
+
+    async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
+        """Take the lease, waiting up to ``wait`` seconds; ``ConversationBusy`` after that.
+
+        # replaced by store/_lease_wait.acquire: this interim loop only keeps the protocol's acquire.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(wait, 0.0)
+        poll = 0.002
+        while True:
+            got = await self._try_acquire(conversation_id, owner=owner, ttl=ttl)
+            if isinstance(got, Lease):
+                return got
+            holder, left = got
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ConversationBusy(
+                    f"Conversation {conversation_id!r} stayed busy for {wait:.1f}s (a turn by {holder} holds it "
+                    f"in PostgreSQL at {self._db.where}). What to do: retry later, or raise the wait bound (lock_wait)."
+                )
+            listening = self._listener is not None and self._listener.healthy
+            # With notifications a poll is only the fallback for a missed one: wait up to the holder's expiry.
+            await self.wait_released(conversation_id, min(left if listening else poll, remaining, left))
+            poll = min(poll * 1.5, 0.05)
+
+    async def renew(self, lease: Lease, *, ttl: float) -> Lease:
+        """Extend a held lease; ``LeaseLost`` unless it is exactly the current, unexpired one."""
+        if not ttl > 0:
+            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
+        now = self._clock()
+        params = {"id": _id(lease.conversation_id), "owner": lease.owner, "fence": lease.fence, "ttl": float(ttl)}
+        if not await self._run("renewing a lease", self._sql.renew, params):
+            raise _lease_lost(lease.conversation_id, lease)
+        return Lease(lease.conversation_id, lease.owner, lease.fence, now + ttl)
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up (waking waiters); a no-op unless it is exactly the current one."""
+        params = {"id": _id(lease.conversation_id), "owner": lease.owner, "fence": lease.fence,
+                  **self._release_params(lease.conversation_id)}
+        await self._run("releasing a lease", self._sql.release, params)
+
+    async def aclose(self) -> None:
+        """Close the pool and the notification connection (a later call opens them again)."""
+        for task in list(self._background):
+            task.cancel()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.aclose()
+        await self._db.aclose()
+
+
+def _id(conversation_id: str) -> bytes:
+    # Surrogates pass through as they came (any str the other stores accept is accepted here too).
+    return conversation_id.encode("utf-8", "surrogatepass")
