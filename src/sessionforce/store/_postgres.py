@@ -26,24 +26,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sessionforce.errors import ConfigError, ConversationBusy, InvalidArgument, LeaseLost, StaleRecord, StoreUnavailable
+from sessionforce.errors import ConfigError, InvalidArgument, StoreUnavailable
+from sessionforce.errors._build import conversation_busy, lease_lost, stale_record
+from sessionforce.errors._redact import redact_url
 from sessionforce.store._postgres_listen import Listener, channel_for, key_for
 from sessionforce.store._postgres_pool import Database
-from sessionforce.store._urls import redact_url
-from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
 
 __all__ = ["PostgresStore"]
 
 _OWN_PARAMS = {"schema": str, "pool_min": int, "pool_max": int, "pool_timeout": float, "command_timeout": float}
 _RETRY_CHOICE = 3  # tries of a lease whose row a concurrent insert hid from the statement's snapshot
-
-
-def _lease_lost(conversation_id: str, lease: Lease) -> LeaseLost:
-    # replaced by store/_errors.lease_lost once it lands
-    return LeaseLost(
-        f"The lease on conversation {conversation_id!r} was lost (owner {lease.owner!r}, fence {lease.fence}); "
-        "the write was refused. What to do: nothing was overwritten; retry the turn, it will see the newer state."
-    )
 
 
 class PostgresStore:
@@ -175,11 +168,8 @@ class PostgresStore:
         if not written:
             if not lease_ok:
                 assert lease is not None
-                raise _lease_lost(cid, lease)
-            raise StaleRecord(
-                f"Conversation {cid!r} was saved by someone else (version {stored or 0}, this write expected "
-                f"{record.version}). What to do: reload it and apply the change again."
-            )
+                raise lease_lost(cid, lease)
+            raise stale_record(cid, record.version, int(stored or 0))
         self._maybe_purge()
         return saved
 
@@ -193,7 +183,7 @@ class PostgresStore:
             return
         params.update(owner=lease.owner, fence=lease.fence)
         if not await self._run("appending to a transcript", self._sql.append_fenced, params):
-            raise _lease_lost(conversation_id, lease)
+            raise lease_lost(conversation_id, lease)
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
@@ -294,10 +284,7 @@ class PostgresStore:
             holder, left = got
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise ConversationBusy(
-                    f"Conversation {conversation_id!r} stayed busy for {wait:.1f}s (a turn by {holder} holds it "
-                    f"in PostgreSQL at {self._db.where}). What to do: retry later, or raise the wait bound (lock_wait)."
-                )
+                raise conversation_busy(conversation_id, wait, holder=holder, where=f"PostgreSQL at {self._db.where}")
             listening = self._listener is not None and self._listener.healthy
             # With notifications a poll is only the fallback for a missed one: wait up to the holder's expiry.
             await self.wait_released(conversation_id, min(left if listening else poll, remaining, left))
@@ -310,7 +297,7 @@ class PostgresStore:
         now = self._clock()
         params = {"id": _id(lease.conversation_id), "owner": lease.owner, "fence": lease.fence, "ttl": float(ttl)}
         if not await self._run("renewing a lease", self._sql.renew, params):
-            raise _lease_lost(lease.conversation_id, lease)
+            raise lease_lost(lease.conversation_id, lease)
         return Lease(lease.conversation_id, lease.owner, lease.fence, now + ttl)
 
     async def release(self, lease: Lease) -> None:

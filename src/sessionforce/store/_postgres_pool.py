@@ -19,9 +19,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from sessionforce.errors import ConfigError, InvalidArgument, StoreUnavailable
+from sessionforce.errors._build import store_unavailable
+from sessionforce.errors._redact import redact_url, remember_secret, scrub
 from sessionforce.store._postgres_errors import describe_failure
 from sessionforce.store._postgres_schema import SCHEMA_VERSION, Statements, advisory_key
-from sessionforce.store._urls import redact_text, redact_url
 
 __all__ = ["Database"]
 
@@ -68,11 +69,12 @@ class Database:
             # libpq's message quotes the whole URL, password and all.
             raise ConfigError(
                 f"Store URL {redact_url(conninfo)!r} (SESSIONFORCE_STORE) is not a valid PostgreSQL URL "
-                f"({redact_url(redact_text(str(exc)))}). What to do: use "
+                f"({scrub(str(exc))}). What to do: use "
                 "postgresql://user:password@host:5432/dbname?schema=myapp."
             ) from None
         self.conninfo = conninfo
-        self._password = str(params.get("password") or "") or None
+        # Every error sessionforce builds scrubs the password from then on, whatever quotes it.
+        remember_secret(str(params.get("password") or "") or None)
         self.where = "postgresql://{user}{host}:{port}/{db}".format(
             user=f"{params['user']}@" if params.get("user") else "",
             host=params.get("host") or "localhost", port=params.get("port") or 5432, db=params.get("dbname") or "")
@@ -98,12 +100,9 @@ class Database:
     def unavailable(self, exc: BaseException, doing: str) -> StoreUnavailable:
         """The one error for a failed call: which server, what happened, what to do (no password)."""
         what, todo = describe_failure(exc, self._pool_max)
-        detail = redact_text(f"{type(exc).__name__}: {exc}".strip(), self._password)
-        # replaced by store/_errors.store_unavailable once it lands
-        return StoreUnavailable(
-            f"PostgreSQL at {self.where} (schema {self.sql.schema!r}) {what} while {doing} ({detail}). "
-            f"What to do: {todo}."
-        )
+        cause = f"{what}: {type(exc).__name__}: {exc}".strip().rstrip(":")
+        return store_unavailable(f"PostgreSQL at {self.where} (schema {self.sql.schema!r})", doing, cause,
+                                 advice=todo)
 
     async def run(self, doing: str, query: bytes, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run one statement (one round trip, its own transaction) and fetch its rows."""

@@ -28,7 +28,7 @@ import hashlib
 
 from psycopg import sql
 
-from sessionforce.store.base import ConversationStatus
+from sessionforce.store._records import ConversationStatus
 
 __all__ = ["SCHEMA_VERSION", "Statements", "advisory_key", "upgrade_steps"]
 
