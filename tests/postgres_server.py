@@ -166,7 +166,8 @@ def throwaway_cluster(*, max_connections: int = 20) -> Iterator[Cluster]:
             cluster.start()
         except subprocess.SubprocessError as exc:
             log = root / "server.log"
-            raise PostgresUnavailable(f"the server did not start: {log.read_text()[-500:] if log.exists() else exc}")
+            why = log.read_text()[-500:] if log.exists() else str(exc)
+            raise PostgresUnavailable(f"the server did not start: {why}") from None
         try:
             deadline = time.monotonic() + 30
             while (why := answers(cluster.url)) is not None:

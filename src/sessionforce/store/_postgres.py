@@ -43,7 +43,7 @@ class PostgresStore:
     """A :class:`~sessionforce.store.base.Store` in PostgreSQL (store protocol v2), for many workers.
 
     ``retention`` (seconds) is how long a conversation idle since its last activity is kept; the purge
-    runs in the background at most every ``purge_every`` seconds per process (see :meth:`purge`).
+    runs in the background every ``purge_every`` seconds per process after its first save (see :meth:`purge`).
     ``notify=False`` turns the release notifications off (waiters then poll). Nothing connects until
     the first call.
     """
@@ -123,6 +123,9 @@ class PostgresStore:
     def _maybe_purge(self) -> None:
         now = time.monotonic()
         if now < self._next_purge:
+            return
+        if not self._next_purge:  # the first save: the first purge comes one period later
+            self._next_purge = now + self._purge_every
             return
         self._next_purge = now + self._purge_every
         task = asyncio.get_running_loop().create_task(self._purge_quietly())

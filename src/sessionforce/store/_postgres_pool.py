@@ -189,8 +189,9 @@ class Database:
                         "schema (?schema=)."
                     )
                 if version < SCHEMA_VERSION:
-                    found = await (await conn.execute(b"SELECT to_regnamespace(%s)::text", (sql.quoted,))).fetchone()
-                    if found is None or found[0] is None:
+                    found = await (await conn.execute(
+                        b"SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (sql.schema,))).fetchone()
+                    if found is None:  # only then: CREATE SCHEMA needs CREATE on the database
                         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {sql.quoted}".encode())
                     for statement in sql.upgrade(version):
                         await conn.execute(statement)
@@ -202,8 +203,13 @@ class Database:
             await pool.putconn(conn)
 
     async def _schema_version(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        row = await (await conn.execute(b"SELECT to_regclass(%s)::text", (self.sql.version_table,))).fetchone()
-        if row is None or row[0] is None:
+        # A catalog query, not to_regclass(): that reads the catalog cache, which an advisory lock does not
+        # refresh, so a process that waited for another's upgrade would not see the tables it made.
+        row = await (await conn.execute(
+            b"SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = 'schema_version'",
+            (self.sql.schema,),
+        )).fetchone()
+        if row is None:
             return 0
         found = await (await conn.execute(f"SELECT max(version) FROM {self.sql.version_table}".encode())).fetchone()
         return int(found[0]) if found is not None and found[0] is not None else 0
