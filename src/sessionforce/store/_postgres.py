@@ -24,7 +24,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from sessionforce.errors import ConfigError, InvalidArgument, StoreUnavailable
 from sessionforce.errors._build import conversation_busy, lease_lost, stale_record
@@ -101,7 +101,8 @@ class PostgresStore:
                         f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE): {key}={value!r} is not a "
                         f"{_OWN_PARAMS[key].__name__}. What to do: fix the {key} query parameter."
                     ) from None
-        rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS])))
+        libpq = urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS], quote_via=quote)  # libpq: %20, not +
+        rest = urlunsplit(parts._replace(query=libpq))
         return cls(rest, **{**own, **kwargs})
 
     def __repr__(self) -> str:

@@ -62,7 +62,7 @@ def describe_failure(exc: BaseException, pool_max: int) -> tuple[str, str]:
     if isinstance(exc, TimeoutError):
         return "did not answer in time", "check the server's load and the network to it, then retry"
     if isinstance(exc, psycopg.Error):
-        state = exc.sqlstate or ""
+        state = exc.sqlstate or _state_of_connect_failure(str(exc))
         if state in _BY_STATE:
             return _BY_STATE[state]
         if state.startswith("08") or (isinstance(exc, psycopg.OperationalError) and not state):
@@ -71,3 +71,16 @@ def describe_failure(exc: BaseException, pool_max: int) -> tuple[str, str]:
             return "refused the transaction (a conflict)", "retry"
         return "answered with an error", "check the server's log and that no other data uses this schema"
     return _UNREACHABLE
+
+
+def _state_of_connect_failure(message: str) -> str:
+    """A failed connect carries no SQLSTATE in psycopg: read the server's (English) FATAL text instead."""
+    if "too many clients" in message or "remaining connection slots are reserved" in message:
+        return "53300"
+    if "the database system is starting up" in message or "the database system is shutting down" in message:
+        return "57P03"
+    if "password authentication failed" in message:
+        return "28P01"
+    if "does not exist" in message and "database" in message:
+        return "3D000"
+    return ""
