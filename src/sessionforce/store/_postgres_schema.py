@@ -71,8 +71,9 @@ _FIRST_FENCE = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 _EXPIRED = "l.expires_at <= statement_timestamp()"
 
 # One atomic step: take the lease if it is free or expired (a new fence), else mark it wanted (once)
-# and say who holds it and for how long. A row a concurrent insert made after this statement's snapshot
-# can come back as no row at all: the caller simply tries again.
+# and say who holds it and for how long. When the lease is wanted already, the holder is read from the
+# statement's snapshot, which can be older than the row ON CONFLICT saw (released then: -infinity, or
+# not there yet: no row at all); the caller then simply tries again soon.
 _TRY_ACQUIRE = f"""
 WITH taken AS (
     INSERT INTO {{s}}.leases AS l (conversation_id, fence, owner, expires_at, wanted)
@@ -87,7 +88,8 @@ WITH taken AS (
 )
 SELECT * FROM taken
 UNION ALL
-SELECT false, fence, owner, extract(epoch FROM expires_at - statement_timestamp())::float8
+SELECT false, fence, owner,
+       extract(epoch FROM GREATEST(expires_at, statement_timestamp()) - statement_timestamp())::float8
 FROM {{s}}.leases WHERE conversation_id = %(id)s AND NOT EXISTS (SELECT 1 FROM taken)
 """
 
