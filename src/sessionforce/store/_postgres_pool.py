@@ -29,20 +29,30 @@ __all__ = ["Database"]
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
 
-def _dead(conn: psycopg.AsyncConnection[Any]) -> bool:
-    """Whether an idle pooled connection was closed by the server.
+class _IdleCheck:
+    """Finds pooled connections the server closed while they sat idle (a restart, ``pg_terminate_backend``,
+    an idle timeout) before they are used.
 
-    An idle connection has nothing to read, so a readable socket means the server spoke or hung up.
-    One ``poll`` system call, against a round trip for a ``SELECT 1`` check on every use.
+    An idle connection has nothing to read, so a readable socket means the server spoke or hung up (a
+    terminated connection first sends its FATAL message; the close may come later). One ``poll`` system
+    call on a poll set that already holds the pool's sockets, against a ``SELECT 1`` round trip per use.
+    A healthy connection that had something to say (it never does) would cost one reconnect.
     """
-    pgconn = conn.pgconn
-    if pgconn.status != psycopg.pq.ConnStatus.OK:
-        return True
-    poller = select.poll()
-    poller.register(pgconn.socket, select.POLLIN)
-    # Anything to read counts: a terminated connection first sends its FATAL message, the close may come
-    # later. (A healthy idle connection has nothing to say; if it ever had, we lose one reconnect.)
-    return bool(poller.poll(0))
+
+    def __init__(self) -> None:
+        self._poller = select.poll()
+        self._registered: set[int] = set()
+
+    def dead(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        pgconn = conn.pgconn
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            return True
+        fd = pgconn.socket
+        if fd not in self._registered:
+            self._poller.register(fd, select.POLLIN)
+            self._registered.add(fd)
+        # Other sockets in the set (busy ones, closed ones) may report too: only this one's events count.
+        return any(ready == fd for ready, _ in self._poller.poll(0))
 
 
 class Database:
@@ -87,6 +97,7 @@ class Database:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening: asyncio.Lock | None = None
         self._schema_ok = False
+        self._idle = _IdleCheck()
 
     @property
     def pool_timeout(self) -> float:
@@ -149,7 +160,7 @@ class Database:
                 conn = await pool.getconn()
             except PoolTimeout as exc:
                 raise self.unavailable(await self._diagnose(pool, exc), doing) from None
-            if not _dead(conn):
+            if not self._idle.dead(conn):
                 return conn
             await conn.close()
             await pool.putconn(conn)
