@@ -150,11 +150,18 @@ class PostgresStore:
         *,
         lease: Lease | None = None,
         transcript: Sequence[TranscriptEntry] = (),
-        release: bool = False,
+        release: bool | Lease | None = False,
+        fence: int | None = None,
     ) -> ConversationRecord:
         """Compare-and-save by version and by the exact current lease (owner and fence, not expired),
         appending ``transcript`` and, with ``release``, giving the lease up and waking its waiters: one
         statement, so all of it happens or none of it."""
+        # The store protocol v1 call form (fence=..., release=<Lease>), until the lifecycle speaks v2.
+        if isinstance(release, Lease):
+            lease, release = lease or release, True
+        if lease is None and fence is not None:
+            lease = Lease(record.conversation_id, None, fence, 0.0)  # type: ignore[arg-type]
+        release = bool(release)
         if release and lease is None:
             raise InvalidArgument("save(release=True) needs the lease to give up (lease=...).")
         saved = record.replace(version=record.version + 1)
@@ -178,9 +185,11 @@ class PostgresStore:
         return saved
 
     async def append_transcript(
-        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None
+        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None, fence: int | None = None
     ) -> None:
         """Append one transcript entry (refused with ``LeaseLost`` unless ``lease`` is exactly the current one)."""
+        if lease is None and fence is not None:  # the v1 call form, until the lifecycle speaks v2
+            lease = Lease(conversation_id, None, fence, 0.0)  # type: ignore[arg-type]
         params: dict[str, Any] = {"id": _id(conversation_id), "entry": entry.to_json()}
         if lease is None:
             await self._run("appending to a transcript", self._sql.append, params)

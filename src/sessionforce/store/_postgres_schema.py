@@ -93,10 +93,11 @@ SELECT false, fence, owner,
 FROM {{s}}.leases WHERE conversation_id = %(id)s AND NOT EXISTS (SELECT 1 FROM taken)
 """
 
-# The exact lease, live, locked against a takeover until the statement commits.
+# The exact lease, live, locked against a takeover until the statement commits. (A NULL owner: the
+# store protocol v1 call form, which names the fence only; goes with it.)
 _LEASE = """lease AS (
     SELECT 1 FROM {s}.leases
-    WHERE conversation_id = %(id)s AND owner = %(owner)s AND fence = %(fence)s
+    WHERE conversation_id = %(id)s AND (owner = %(owner)s OR %(owner)s::text IS NULL) AND fence = %(fence)s
       AND expires_at > statement_timestamp()
     FOR SHARE
 )"""
