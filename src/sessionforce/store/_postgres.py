@@ -3,7 +3,8 @@
 ``postgresql://user:password@host:5432/dbname?schema=myapp`` (or ``postgres://``). Our own query
 parameters: ``schema`` (default ``sessionforce``), ``pool_min``/``pool_max`` (connections, default 1 and
 10), ``pool_timeout`` (seconds to wait for a connection, default 5), ``command_timeout`` (seconds one
-statement may take, default 10); every other parameter is libpq's (``sslmode``, ``options``, ...).
+statement may take, default 10), ``notify`` (``off``: waiters poll, e.g. behind a transaction-pooling
+PgBouncer); every other parameter is libpq's (``sslmode``, ``options``, ``target_session_attrs``, ...).
 
 psycopg 3 in async mode on a psycopg-pool pool, autocommit: every call is one statement, one round
 trip, its own transaction (what must be atomic is written as one statement; see
@@ -35,7 +36,19 @@ from sessionforce.store._records import ConversationRecord, ConversationStatus, 
 
 __all__ = ["PostgresStore"]
 
-_OWN_PARAMS = {"schema": str, "pool_min": int, "pool_max": int, "pool_timeout": float, "command_timeout": float}
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "on", "yes"):
+        return True
+    if value.lower() in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(value)
+
+_OWN_PARAMS: dict[str, Callable[[str], Any]] = {
+    "schema": str, "pool_min": int, "pool_max": int, "pool_timeout": float, "command_timeout": float,
+    "notify": _flag,
+}
+_EXPECTED = {"pool_min": "a whole number", "pool_max": "a whole number", "pool_timeout": "a number of seconds",
+             "command_timeout": "a number of seconds", "notify": "on or off"}
 _RETRY_CHOICE = 3  # tries of a lease whose row a concurrent insert hid from the statement's snapshot
 
 
@@ -81,7 +94,8 @@ class PostgresStore:
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
         """A store for ``url`` (``postgresql://`` or ``postgres://``); our own query parameters (``schema``,
-        ``pool_min``, ``pool_max``, ``pool_timeout``, ``command_timeout``) are taken out, the rest is libpq's.
+        ``pool_min``, ``pool_max``, ``pool_timeout``, ``command_timeout``, ``notify``) are taken out, the
+        rest is libpq's.
         Keyword arguments override the URL's."""
         try:
             parts = urlsplit(url)
@@ -98,8 +112,8 @@ class PostgresStore:
                     own[key] = _OWN_PARAMS[key](value)
                 except ValueError:
                     raise ConfigError(
-                        f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE): {key}={value!r} is not a "
-                        f"{_OWN_PARAMS[key].__name__}. What to do: fix the {key} query parameter."
+                        f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE): {key}={value!r} is not valid. What to "
+                        f"do: give {key} {_EXPECTED.get(key, 'a value')}."
                     ) from None
         libpq = urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS], quote_via=quote)  # libpq: %20, not +
         rest = urlunsplit(parts._replace(query=libpq))
