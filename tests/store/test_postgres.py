@@ -267,9 +267,10 @@ def test_any_record_round_trips(postgres_url: str, postgres_schema: str) -> None
     loop = asyncio.new_event_loop()
     store = PostgresStore.from_url(f"{postgres_url}?schema={postgres_schema}")
     text = st.text(max_size=30)
+    values = st.text() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(cid=text, meta=st.dictionaries(st.text(max_size=8), st.text() | st.integers() | st.floats(allow_nan=False, allow_infinity=False), max_size=4),
+    @given(cid=text, meta=st.dictionaries(st.text(max_size=8), values, max_size=4),
            entry_text=st.text())
     def check(cid: str, meta: dict[str, Any], entry_text: str) -> None:
         record = new_record(f"{cid}/{uuid.uuid4().hex}", metadata=meta)
