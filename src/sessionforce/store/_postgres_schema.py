@@ -115,9 +115,11 @@ _UPDATE_RECORD = """rec AS (
     RETURNING version
 )"""
 # After the record: its transcript entries, the lease given up, and waiters woken (only if one said so).
+# The entries travel as a binary array (%b): psycopg's text-array dumper escapes every quote of the JSON
+# with a regular expression, which cost ~100 us a turn.
 _AFTER_RECORD = """tx AS (
     INSERT INTO {s}.transcript (conversation_id, entry)
-    SELECT %(id)s, e FROM unnest(%(entries)s::text[]) WITH ORDINALITY AS t(e, n)
+    SELECT %(id)s, e FROM unnest(%(entries)b::text[]) WITH ORDINALITY AS t(e, n)
     WHERE EXISTS (SELECT 1 FROM rec) ORDER BY n
 ),
 rel AS (
