@@ -8,8 +8,6 @@ the bottom of the layers.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sessionforce.errors._redact import redact_url
@@ -20,16 +18,21 @@ from sessionforce.errors._tree import (
     ClientClosed,
     ConnectionFailed,
     ConversationBusy,
+    ConversationError,
+    CorruptRecord,
     Delivery,
     DeliveryUnknown,
+    InvalidArgument,
     LeaseLost,
     NotFound,
     PermissionDenied,
     ProtocolError,
     RateLimited,
     ServerError,
+    SessionforceError,
     SessionLocked,
     SessionNotFound,
+    SessionStartFailed,
     StaleRecord,
     StoreUnavailable,
     StreamInterrupted,
@@ -39,22 +42,23 @@ __all__ = [
     "client_closed",
     "connection_failed",
     "conversation_busy",
+    "corrupt_record",
     "delivery_unknown",
-    "error_from_response",
     "error_from_status",
     "in_stream_error",
     "lease_lost",
     "protocol_error",
     "redact_url",
-    "request_id_of",
-    "server_message",
     "session_locked",
+    "session_start_failed",
     "stale_record",
     "static_token_refused",
     "store_unavailable",
     "stream_interrupted",
     "token_endpoint_error",
     "token_unreadable",
+    "turn_store_failure",
+    "unstorable",
 ]
 
 # ---------------------------------------------------------------------------------------- status errors
@@ -128,63 +132,7 @@ def error_from_status(
     return cls(message, **kwargs)
 
 
-def _json_or_none(body: bytes) -> Any:
-    if not body or body[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def server_message(body: bytes) -> str | None:
-    """What an error body says (``message``, ``error_description``, ``error``), else its first 300 bytes."""
-    data = _json_or_none(body)
-    if isinstance(data, dict):
-        for key in ("message", "error_description", "error"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                return value
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        value = data[0].get("message")
-        return value if isinstance(value, str) else None
-    text = body[:300].decode("utf-8", "replace").strip()
-    return text or None
-
-
-def request_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
-    """The request id of an answer: from its headers, else the body's ``requestId``."""
-    for name in ("x-request-id", "x-sfdc-request-id", "sfdc-request-id"):
-        value = headers.get(name)
-        if value:
-            return value
-    data = _json_or_none(body)
-    rid = data.get("requestId") if isinstance(data, dict) else None
-    return rid if isinstance(rid, str) else None
-
-
-def error_from_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    on_session: bool = False,
-    retry_after: float | None = None,
-    idempotent: bool = False,
-) -> APIStatusError:
-    """The most specific error for an error answer (its body kept raw, secrets scrubbed)."""
-    return error_from_status(
-        status,
-        server_message(body),
-        request_id=request_id_of(headers, body),
-        body=body,
-        on_session=on_session,
-        retry_after=retry_after,
-        idempotent=idempotent,
-    )
-
-
-def session_locked(locked: APIStatusError, *, waited: float, budget: float) -> SessionLocked:
+def session_locked(locked: SessionforceError, *, waited: float, budget: float) -> SessionLocked:
     """The 423 that outlasted ``RetryPolicy.locked_wait``: the request was not accepted."""
     return SessionLocked(
         f"The session stayed locked (423: another request is in flight on it) for {waited:.1f}s, past the "
@@ -386,4 +334,61 @@ def store_unavailable(
         f"The session store {redact_url(store)} failed while {operation} ({reason})."
         f"{_STORE_DELIVERY[delivery]} What to do: {advice or 'check that the store is up and writable, then retry'}.",
         delivery=delivery,
+    )
+
+
+def _reason(cause: BaseException) -> str:
+    """One line about ``cause``: pydantic's first problem (without the input it quotes), else its text."""
+    errors = getattr(cause, "errors", None)
+    if callable(errors):
+        try:
+            problems: list[dict[str, Any]] = errors(include_input=False, include_url=False)
+        except Exception:  # not pydantic's: fall through to the text
+            problems = []
+        if problems:
+            where = ".".join(str(part) for part in problems[0].get("loc", ())) or "the top level"
+            more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+            return f"{problems[0].get('msg', 'invalid')} at {where}{more}"
+    text = str(cause).splitlines()[0] if str(cause) else ""
+    return f"{type(cause).__name__}: {text[:200]}" if text else type(cause).__name__
+
+
+def corrupt_record(store: str, conversation_id: str, what: str, cause: BaseException) -> CorruptRecord:
+    """The ``what`` (``"record"``, ``"transcript"``) ``store`` holds for ``conversation_id`` cannot be read."""
+    return CorruptRecord(
+        f"The stored {what} of conversation {conversation_id!r} in {redact_url(store)} is damaged and cannot be "
+        f"read ({_reason(cause)}); nothing was changed. What to do: restore the conversation from a backup of "
+        "the store, or delete it (store.delete(conversation_id)) to start it afresh; a server session it had "
+        "open expires by itself."
+    )
+
+
+def unstorable(what: str, cause: BaseException) -> InvalidArgument:
+    """A value given to a store cannot be stored: ``what`` names it (``"conversation id 'x'"``, ``"record of
+    conversation 'x'"``); ``cause`` is the encoding or serialization failure."""
+    if isinstance(cause, UnicodeError) or "surrogates not allowed" in str(cause):
+        why = ("it holds a lone surrogate, which is not Unicode text (text decoded with "
+               "errors='surrogateescape' has them)")
+        todo = "pass valid Unicode text (decode bytes with errors='replace')"
+    else:
+        why = f"it cannot be written as JSON ({_reason(cause)})"
+        todo = "keep metadata to JSON values: strings, numbers, booleans, None, lists and dicts"
+    return InvalidArgument(f"The {what} cannot be stored: {why}; nothing was stored. What to do: {todo}.")
+
+
+def turn_store_failure(error: ConversationError, delivery: Delivery) -> ConversationError:
+    """A store's failure during a turn (``error``: the store cannot know whether the turn was sent)
+    restated by the lifecycle, which knows: same class, with ``delivery`` and its sentence first. Raise it
+    ``from error``."""
+    restated = type(error)(f"{_STORE_DELIVERY[delivery].strip()} {error.message}", delivery=delivery)
+    restated.reply = error.reply
+    return restated
+
+
+def session_start_failed(what: str, cause: BaseException) -> SessionStartFailed:
+    """Making a session ready for a turn failed in ``what`` (starting it, its resume preamble) in a way
+    that may have reached the server; the user's turn was not sent. Raise it ``from cause``."""
+    return SessionStartFailed(
+        f"The turn was not sent: {what} failed ({cause}). A session that may have been opened meanwhile expires "
+        "on the server by itself. What to do: send the turn again."
     )

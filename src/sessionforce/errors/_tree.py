@@ -18,6 +18,7 @@ __all__ = [
     "ConversationBusy",
     "ConversationEnded",
     "ConversationError",
+    "CorruptRecord",
     "Delivery",
     "DeliveryUnknown",
     "InvalidArgument",
@@ -29,6 +30,7 @@ __all__ = [
     "ServerError",
     "SessionLocked",
     "SessionNotFound",
+    "SessionStartFailed",
     "SessionforceError",
     "StaleRecord",
     "StoreUnavailable",
@@ -242,6 +244,18 @@ class StaleRecord(ConversationError):
 
 class LeaseLost(ConversationError):
     """This worker's lease on the conversation expired or was taken over; its write was refused."""
+
+
+class CorruptRecord(ConversationError):
+    """A conversation's stored record or transcript cannot be read (damaged, or not written by sessionforce).
+    Retrying does not help: restore it from a backup of the store, or delete the conversation."""
+
+
+class SessionStartFailed(ConversationError):
+    """No session could be made ready for a turn (starting one, or replaying history into a new one, failed
+    in a way that may have reached the server); the turn itself was not sent. ``__cause__`` is what failed."""
+
+    delivery = Delivery.NOT_SENT
 
 
 class StoreUnavailable(ConversationError):
