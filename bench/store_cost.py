@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import os
 import random
 import shutil
@@ -47,23 +46,12 @@ REPLY = [{"type": "Inform", "id": "m1", "feedbackId": "f1", "isContentSafe": Tru
           "citedReferences": [], "message": "Your order #1234 shipped yesterday and arrives on Friday."}]
 
 
-_SPEAKS_V2: dict[type[Any], bool] = {}
-
-
 # -- one turn's store calls ---------------------------------------------------------------------------
 
 
 async def _save(store: Any, record: ConversationRecord, lease: Lease, transcript: Sequence[TranscriptEntry] = (),
                 release: bool = False) -> ConversationRecord:
-    """A save under ``lease``, in store protocol v2 (``lease=``) or v1 (``fence=``), whichever it speaks."""
-    saved: ConversationRecord
-    v2 = _SPEAKS_V2.get(type(store))
-    if v2 is None:
-        v2 = _SPEAKS_V2[type(store)] = "lease" in inspect.signature(store.save).parameters
-    if v2:
-        saved = await store.save(record, lease=lease, transcript=transcript, release=release)
-    else:
-        saved = await store.save(record, fence=lease.fence, transcript=transcript, release=lease if release else None)
+    saved: ConversationRecord = await store.save(record, lease=lease, transcript=transcript, release=release)
     return saved
 
 

@@ -317,3 +317,58 @@ async def test_several_stores_of_one_schema_share_it(make: Factory, postgres_url
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         rows = conn.execute(f'SELECT version FROM "{postgres_schema}".schema_version'.encode()).fetchall()
     assert rows == [(1,)]
+
+
+# -- issue 11 finding 8: our own errors, never raw ones -------------------------------------------------
+
+
+async def test_a_damaged_row_is_corrupt_record_and_never_hides_the_others(
+    store: PostgresStore, postgres_url: str, postgres_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sessionforce.errors import CorruptRecord
+
+    for cid in ("good-1", "damaged", "good-2"):
+        await store.save(new_record(cid, last_activity_at=float(len(cid))))
+        await store.append_transcript(cid, TranscriptEntry(kind="turn", at=1.0))
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{postgres_schema}".conversations SET data = %s WHERE conversation_id = %s'.encode(),
+                     ('{"conversation_id": "dam', b"damaged"))
+        conn.execute(f'UPDATE "{postgres_schema}".transcript SET entry = %s WHERE conversation_id = %s'.encode(),
+                     ("[1, 2", b"damaged"))
+    for read in (store.load("damaged"), store.transcript("damaged")):
+        with pytest.raises(CorruptRecord, match="'damaged'") as caught:
+            await read
+        assert "What to do" in str(caught.value)
+    with caplog.at_level(logging.WARNING, logger="sessionforce.store"):
+        listed = await store.list_conversations()
+    assert [r.conversation_id for r in listed] == ["good-1", "good-2"]
+    assert "damaged" in caplog.text
+    await store.delete("damaged")
+    assert (await store.save(new_record("damaged"))).version == 1
+
+
+async def test_a_conversation_id_that_is_not_unicode_text_is_invalid_argument(store: PostgresStore) -> None:
+    bad = "ticket-\udc80-42"
+    calls = [store.load(bad), store.try_acquire(bad, owner="me", ttl=5.0), store.transcript(bad),
+             store.append_transcript(bad, TranscriptEntry(kind="turn", at=1.0)), store.delete(bad)]
+    for call in calls:
+        with pytest.raises(InvalidArgument, match="conversation id"):
+            await call
+    with pytest.raises(InvalidArgument, match="conversation"):
+        await store.save(new_record(bad))
+    with pytest.raises(InvalidArgument, match="text"):
+        await store.save(new_record("fine"), transcript=[TranscriptEntry(kind="turn", at=1.0, text="bad \ud800")])
+    assert await store.load("fine") is None
+    assert (await store.save(new_record("fine"))).version == 1
+
+
+async def test_tables_dropped_under_an_open_store_are_made_again(
+    store: PostgresStore, postgres_url: str, postgres_schema: str
+) -> None:
+    await store.save(new_record())
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{postgres_schema}" CASCADE'.encode())
+    assert await store.load("c1") is None  # a restored empty database: nothing, but no failure
+    assert (await store.save(new_record())).version == 1

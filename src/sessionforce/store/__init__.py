@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
@@ -116,8 +116,7 @@ def open_store(url: str | None = None) -> Store:
     if scheme in ("postgresql", "postgres"):
         from sessionforce.store._postgres import PostgresStore
 
-        # PostgresStore speaks store protocol v2 ahead of the others; the cast goes when base.Store moves to v2.
-        return cast("Store", PostgresStore.from_url(url))
+        return PostgresStore.from_url(url)
     raise ConfigError(
         f"Store URL {shown!r} ({STORE_ENV}) has an unknown scheme {redact_url(scheme)!r}. What to do: use {_SCHEMES}."
     )

@@ -22,19 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from sessionforce.errors import ConfigError, InvalidArgument, StoreUnavailable
-from sessionforce.errors._build import conversation_busy, lease_lost, stale_record
+from sessionforce.errors import ConfigError, CorruptRecord, InvalidArgument, StoreUnavailable
+from sessionforce.errors._build import lease_lost, stale_record, unstorable
 from sessionforce.errors._redact import redact_url
+from sessionforce.store._lease_wait import acquire_lease, check_ttl, check_write
 from sessionforce.store._postgres_listen import Listener, channel_for, key_for
 from sessionforce.store._postgres_pool import Database
-from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+from sessionforce.store._protocol import Store
+from sessionforce.store._records import ConversationRecord, ConversationStatus, Held, Lease, TranscriptEntry
 
 __all__ = ["PostgresStore"]
+
+logger = logging.getLogger("sessionforce.store")
 
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "on", "yes"):
@@ -49,11 +54,11 @@ _OWN_PARAMS: dict[str, Callable[[str], Any]] = {
 }
 _EXPECTED = {"pool_min": "a whole number", "pool_max": "a whole number", "pool_timeout": "a number of seconds",
              "command_timeout": "a number of seconds", "notify": "on or off"}
-_RETRY_CHOICE = 3  # tries of a lease whose row a concurrent insert hid from the statement's snapshot
+_TRIES = 3  # tries of a lease whose row a concurrent insert hid from the statement's snapshot
 
 
-class PostgresStore:
-    """A :class:`~sessionforce.store.base.Store` in PostgreSQL (store protocol v2), for many workers.
+class PostgresStore(Store):
+    """A :class:`~sessionforce.store.Store` in PostgreSQL, for many workers on many machines.
 
     ``retention`` (seconds) is how long a conversation idle since its last activity is kept; the purge
     runs in the background every ``purge_every`` seconds per process after its first save (see :meth:`purge`).
@@ -156,7 +161,9 @@ class PostgresStore:
     async def load(self, conversation_id: str) -> ConversationRecord | None:
         """The stored record, or ``None``."""
         rows = await self._run("loading a conversation", self._sql.load, {"id": _id(conversation_id)})
-        return ConversationRecord.from_json(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        return ConversationRecord.from_stored(rows[0][0], store=repr(self), conversation_id=conversation_id)
 
     async def save(
         self,
@@ -164,20 +171,12 @@ class PostgresStore:
         *,
         lease: Lease | None = None,
         transcript: Sequence[TranscriptEntry] = (),
-        release: bool | Lease | None = False,
-        fence: int | None = None,
+        release: bool = False,
     ) -> ConversationRecord:
         """Compare-and-save by version and by the exact current lease (owner and fence, not expired),
         appending ``transcript`` and, with ``release``, giving the lease up and waking its waiters: one
         statement, so all of it happens or none of it."""
-        # The store protocol v1 call form (fence=..., release=<Lease>), until the lifecycle speaks v2.
-        if isinstance(release, Lease):
-            lease, release = lease or release, True
-        if lease is None and fence is not None:
-            lease = Lease(record.conversation_id, None, fence, 0.0)  # type: ignore[arg-type]
-        release = bool(release)
-        if release and lease is None:
-            raise InvalidArgument("save(release=True) needs the lease to give up (lease=...).")
+        check_write(record.conversation_id, lease, release)
         saved = record.replace(version=record.version + 1)
         cid = record.conversation_id
         params: dict[str, Any] = {
@@ -199,11 +198,10 @@ class PostgresStore:
         return saved
 
     async def append_transcript(
-        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None, fence: int | None = None
+        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None
     ) -> None:
         """Append one transcript entry (refused with ``LeaseLost`` unless ``lease`` is exactly the current one)."""
-        if lease is None and fence is not None:  # the v1 call form, until the lifecycle speaks v2
-            lease = Lease(conversation_id, None, fence, 0.0)  # type: ignore[arg-type]
+        check_write(conversation_id, lease)
         params: dict[str, Any] = {"id": _id(conversation_id), "entry": entry.to_json()}
         if lease is None:
             await self._run("appending to a transcript", self._sql.append, params)
@@ -215,7 +213,8 @@ class PostgresStore:
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
         rows = await self._run("reading a transcript", self._sql.transcript, {"id": _id(conversation_id)})
-        return [TranscriptEntry.from_json(entry) for (entry,) in rows]
+        return [TranscriptEntry.from_stored(entry, store=repr(self), conversation_id=conversation_id)
+                for (entry,) in rows]
 
     async def list_conversations(
         self,
@@ -236,7 +235,13 @@ class PostgresStore:
             params["cutoff"] = (now if now is not None else self._clock()) - idle_for
         statement = self._sql.list[(status is not None, idle_for is not None)]
         rows = await self._run("listing conversations", statement, params)
-        return [ConversationRecord.from_json(row[0]) for row in rows]
+        records = []
+        for data, _, raw_id in rows:
+            try:
+                records.append(ConversationRecord.from_stored(data, store=repr(self), conversation_id=_text(raw_id)))
+            except CorruptRecord as exc:  # logged and left out: one damaged row never hides the others
+                logger.warning("left out of the listing: %s", exc)
+        return records
 
     async def delete(self, conversation_id: str) -> None:
         """Forget the record, its transcript and its lease (the fence stays, so old fences stay dead)."""
@@ -259,20 +264,17 @@ class PostgresStore:
         return purged
 
     async def try_acquire(self, conversation_id: str, *, owner: str, ttl: float) -> Lease | float:
-        """One atomic step: a new lease (its fence above every earlier one), or the seconds until the
-        current holder's lease expires (> 0)."""
-        got = await self._try_acquire(conversation_id, owner=owner, ttl=ttl)
-        return got if isinstance(got, Lease) else got[1]
-
-    async def _try_acquire(self, conversation_id: str, *, owner: str, ttl: float) -> Lease | tuple[str, float]:
-        if not ttl > 0:
-            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
+        """One atomic step: a new lease (its fence above every earlier one), also when ``owner`` itself
+        holds a live one it lost track of; or, while another owner holds it, a :class:`Held`: the seconds
+        until that lease expires, and who holds it."""
+        check_ttl(ttl)
+        cid = _id(conversation_id)
         listener = await self._listening()
         key = key_for(conversation_id)
         if listener is not None:
             listener.arm(key)  # before the statement: a release right after it must still wake us
-        params = {"id": _id(conversation_id), "owner": owner, "ttl": float(ttl)}
-        for _ in range(_RETRY_CHOICE):
+        params = {"id": cid, "owner": owner, "ttl": float(ttl)}
+        for _ in range(_TRIES):
             # The client's clock is read first: the lease's real (server) expiry is a little later.
             now = self._clock()
             rows = await self._run("taking a conversation's lease", self._sql.try_acquire, params)
@@ -282,45 +284,38 @@ class PostgresStore:
                     if listener is not None:
                         listener.disarm(key)
                     return Lease(conversation_id, owner, int(fence), now + ttl)
-                return str(holder), max(float(left), 0.001)
-        return "another worker", 0.001
+                return Held(float(left), str(holder))
+        return Held(0.001, "another worker")
 
     async def wait_released(self, conversation_id: str, timeout: float) -> None:  # noqa: ASYNC109 (protocol v2)
         """Return when the lease may have been released (a notification), or after ``timeout`` seconds.
         Without a listening connection (notifications off, or it is reconnecting) this sleeps ``timeout``."""
         if timeout <= 0:
             return
+        key = key_for(conversation_id)
         listener = self._listener
+        if listener is None or not listener.armed(key):
+            # Not after a try of the lease (which arms and marks it wanted): listen and say we wait.
+            listener = await self._listening()
+            if listener is not None:
+                listener.arm(key)
+                [(held,)] = await self._run("waiting for a lease", self._sql.want, {"id": _id(conversation_id)})
+                if not held:
+                    listener.disarm(key)
+                    return
         if listener is None or not listener.healthy:
             await asyncio.sleep(timeout)
             return
-        await listener.wait(key_for(conversation_id), timeout)
+        await listener.wait(key, timeout)
 
     async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
-        """Take the lease, waiting up to ``wait`` seconds; ``ConversationBusy`` after that.
-
-        # replaced by store/_lease_wait.acquire: this interim loop only keeps the protocol's acquire.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(wait, 0.0)
-        poll = 0.002
-        while True:
-            got = await self._try_acquire(conversation_id, owner=owner, ttl=ttl)
-            if isinstance(got, Lease):
-                return got
-            holder, left = got
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise conversation_busy(conversation_id, wait, holder=holder, where=f"PostgreSQL at {self._db.where}")
-            listening = self._listener is not None and self._listener.healthy
-            # With notifications a poll is only the fallback for a missed one: wait up to the holder's expiry.
-            await self.wait_released(conversation_id, min(left if listening else poll, remaining, left))
-            poll = min(poll * 1.5, 0.05)
+        """Take the lease, waiting up to ``wait`` seconds (the shared loop, woken by notifications);
+        ``ConversationBusy`` after that."""
+        return await acquire_lease(self, conversation_id, owner=owner, ttl=ttl, wait=wait)
 
     async def renew(self, lease: Lease, *, ttl: float) -> Lease:
         """Extend a held lease; ``LeaseLost`` unless it is exactly the current, unexpired one."""
-        if not ttl > 0:
-            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
+        check_ttl(ttl)
         now = self._clock()
         params = {"id": _id(lease.conversation_id), "owner": lease.owner, "fence": lease.fence, "ttl": float(ttl)}
         if not await self._run("renewing a lease", self._sql.renew, params):
@@ -344,5 +339,11 @@ class PostgresStore:
 
 
 def _id(conversation_id: str) -> bytes:
-    # Surrogates pass through as they came (any str the other stores accept is accepted here too).
-    return conversation_id.encode("utf-8", "surrogatepass")
+    try:
+        return conversation_id.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: not Unicode text
+        raise unstorable(f"conversation id {conversation_id!r}", exc) from None
+
+
+def _text(raw_id: bytes) -> str:
+    return bytes(raw_id).decode("utf-8", "replace")

@@ -36,7 +36,7 @@ def channel_for(schema: str) -> str:
 
 def key_for(conversation_id: str) -> str:
     """The notification payload naming a conversation (its id can be long, or hold anything)."""
-    return hashlib.blake2b(conversation_id.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+    return hashlib.blake2b(conversation_id.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(slots=True)
@@ -74,6 +74,10 @@ class Listener:
             if len(self._slots) >= _MAX_SLOTS:
                 self._slots = {k: s for k, s in self._slots.items() if s.waiting}
             self._slots[key] = _Slot()
+
+    def armed(self, key: str) -> bool:
+        """Whether ``key`` is armed (a try of its lease came first)."""
+        return key in self._slots
 
     def disarm(self, key: str) -> None:
         """The lease was taken: forget ``key`` unless another task waits on it."""

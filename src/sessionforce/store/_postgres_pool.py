@@ -113,6 +113,18 @@ class Database:
 
     async def run(self, doing: str, query: bytes, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run one statement (one round trip, its own transaction) and fetch its rows."""
+        try:
+            return await self._run_once(doing, query, params)
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            # The schema or a table was dropped under us (a restored backup, an operator): the statement
+            # never ran, so make the schema again and run it once more.
+            self._schema_ok = False
+            try:
+                return await self._run_once(doing, query, params)
+            except psycopg.Error as exc:
+                raise self.unavailable(exc, doing) from exc
+
+    async def _run_once(self, doing: str, query: bytes, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         pool = self._pool if self._schema_ok and self._loop is asyncio.get_running_loop() else await self._ready()
         assert pool is not None
         conn = await self._getconn(pool, doing)
@@ -123,6 +135,8 @@ class Database:
         except TimeoutError:
             raise self.unavailable(TimeoutError(f"no answer within command_timeout={self._command_timeout:g}s"),
                                    doing) from None
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            raise
         except psycopg.Error as exc:
             raise self.unavailable(exc, doing) from exc
         finally:

@@ -68,7 +68,9 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
 # The fence a new lease gets: above the last one, and above the server's clock in microseconds.
 _NEXT_FENCE = "GREATEST(l.fence + 1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint)"
 _FIRST_FENCE = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-_EXPIRED = "l.expires_at <= statement_timestamp()"
+# Taken: the lease expired, or its own owner asks again (it lost track of it: an acquire whose answer
+# was lost, a release that failed); either way with a new fence, so the lost lease is dead from then on.
+_TAKE = "(l.expires_at <= statement_timestamp() OR l.owner = excluded.owner)"
 
 # One atomic step: take the lease if it is free or expired (a new fence), else mark it wanted (once)
 # and say who holds it and for how long. When the lease is wanted already, the holder is read from the
@@ -79,11 +81,11 @@ WITH taken AS (
     INSERT INTO {{s}}.leases AS l (conversation_id, fence, owner, expires_at, wanted)
     VALUES (%(id)s, {_FIRST_FENCE}, %(owner)s, statement_timestamp() + make_interval(secs => %(ttl)s), false)
     ON CONFLICT (conversation_id) DO UPDATE SET
-        fence = CASE WHEN {_EXPIRED} THEN {_NEXT_FENCE} ELSE l.fence END,
-        owner = CASE WHEN {_EXPIRED} THEN excluded.owner ELSE l.owner END,
-        expires_at = CASE WHEN {_EXPIRED} THEN excluded.expires_at ELSE l.expires_at END,
-        wanted = NOT ({_EXPIRED})
-    WHERE {_EXPIRED} OR NOT l.wanted
+        fence = CASE WHEN {_TAKE} THEN {_NEXT_FENCE} ELSE l.fence END,
+        owner = CASE WHEN {_TAKE} THEN excluded.owner ELSE l.owner END,
+        expires_at = CASE WHEN {_TAKE} THEN excluded.expires_at ELSE l.expires_at END,
+        wanted = NOT {_TAKE}
+    WHERE {_TAKE} OR NOT l.wanted
     RETURNING NOT l.wanted, l.fence, l.owner, extract(epoch FROM l.expires_at - statement_timestamp())::float8
 )
 SELECT * FROM taken
@@ -93,11 +95,10 @@ SELECT false, fence, owner,
 FROM {{s}}.leases WHERE conversation_id = %(id)s AND NOT EXISTS (SELECT 1 FROM taken)
 """
 
-# The exact lease, live, locked against a takeover until the statement commits. (A NULL owner: the
-# store protocol v1 call form, which names the fence only; goes with it.)
+# The exact lease, live, locked against a takeover until the statement commits.
 _LEASE = """lease AS (
     SELECT 1 FROM {s}.leases
-    WHERE conversation_id = %(id)s AND (owner = %(owner)s OR %(owner)s::text IS NULL) AND fence = %(fence)s
+    WHERE conversation_id = %(id)s AND owner = %(owner)s AND fence = %(fence)s
       AND expires_at > statement_timestamp()
     FOR SHARE
 )"""
@@ -135,6 +136,16 @@ _APPEND_FENCED = """WITH {lease}
 INSERT INTO {s}.transcript (conversation_id, entry) SELECT %(id)s, %(entry)s WHERE EXISTS (SELECT 1 FROM lease)
 RETURNING 1"""
 _APPEND = "INSERT INTO {s}.transcript (conversation_id, entry) VALUES (%(id)s, %(entry)s) RETURNING 1"
+
+# A waiter that did not come through a try of the lease says it waits (a row only when it was not said yet).
+_WANT = """WITH live AS (
+    SELECT wanted FROM {s}.leases WHERE conversation_id = %(id)s AND expires_at > statement_timestamp()
+),
+marked AS (
+    UPDATE {s}.leases SET wanted = true
+    WHERE conversation_id = %(id)s AND expires_at > statement_timestamp() AND NOT wanted
+)
+SELECT count(*) FROM live"""
 
 _RENEW = """UPDATE {s}.leases SET expires_at = statement_timestamp() + make_interval(secs => %(ttl)s)
 WHERE conversation_id = %(id)s AND owner = %(owner)s AND fence = %(fence)s AND expires_at > statement_timestamp()
@@ -179,7 +190,7 @@ SELECT count(*) FROM d1"""
 
 # Listings: one static statement per filter combination. Without a status filter, one arm per status
 # (our enum's values, never input), so the planner merges the index's ordered ranges instead of sorting.
-_LIST_ONE = "SELECT data, last_activity_at FROM {s}.conversations WHERE status = {status}{where}"
+_LIST_ONE = "SELECT data, last_activity_at, conversation_id FROM {s}.conversations WHERE status = {status}{where}"
 
 
 def _list_sql(status_given: bool, cutoff_given: bool) -> str:
@@ -210,6 +221,7 @@ class Statements:
         self.append = self._render(_APPEND)
         self.append_fenced = self._render(_APPEND_FENCED.replace("{lease}", _LEASE))
         self.renew = self._render(_RENEW)
+        self.want = self._render(_WANT)
         self.release = self._render(_RELEASE)
         self.delete = self._render(_DELETE)
         self.purge = self._render(_PURGE)
