@@ -11,7 +11,8 @@
 2. **Queued-turn wait**: a turn holds a conversation for 20-80 ms while another process's store (a
    second store object) waits for it; timed from the start of the holder's releasing save to the
    waiter holding the lease. PostgreSQL with ``LISTEN/NOTIFY`` against PostgreSQL polling (``notify=False``),
-   SQLite and Redis (both polling, 2 ms growing to 50 ms, between store objects). PostgreSQL runs twice:
+   Redis (pub/sub, polling as the fallback) and SQLite (polling between store objects: 2 ms growing to
+   50 ms, the shared loop's). PostgreSQL runs twice:
    as configured, and with ``synchronous_commit=off`` (set per connection through the URL's ``options``).
 
 Redis runs as a ``redis-server`` of our own on a free port (its CPU is then only ours), through a bounded
@@ -276,7 +277,7 @@ async def run(args: argparse.Namespace) -> None:
         waits: dict[str, list[float]] = {}
         for kind in found:
             modes = [(f"{kind.name} notify", {}), (f"{kind.name} polling", {"notify": False})] \
-                if kind.name.startswith("postgres") else [(f"{kind.name} polling", {})]
+                if kind.name.startswith("postgres") else [(kind.name, {})]
             for mode, kwargs in modes:
                 w = waits[mode] = await queued_wait(kind, args.handovers, **kwargs)
                 print(f"{mode:<22} {ms(median(w)):>8} {ms(percentile(w, 95)):>8} {ms(max(w)):>8}")
