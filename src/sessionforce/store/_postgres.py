@@ -132,7 +132,8 @@ class PostgresStore(Store):
     async def _listening(self) -> Listener | None:
         if not self._notify:
             return None
-        if self._listener is None:
+        if self._listener is None or self._listener.loop is not asyncio.get_running_loop():
+            # (A listener of an event loop that has gone is left behind with it.)
             self._listener = Listener(self._db.conninfo, self._db.connect_kwargs, self._channel)
         await self._listener.start(self._db.pool_timeout)
         return self._listener

@@ -58,6 +58,8 @@ class Listener:
         self._listening = asyncio.Event()
         self.healthy = False
         """True while the connection listens: waiters may then trust a notification to come."""
+        self.loop = asyncio.get_running_loop()
+        """The event loop it serves."""
 
     async def start(self, within: float) -> None:
         """Start listening (once); wait up to ``within`` seconds for the first ``LISTEN`` to be in place."""
