@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNABLE = ["docs/lifecycle.md"]
+RUNNABLE = ["docs/lifecycle.md", "docs/stores.md"]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 

@@ -70,11 +70,10 @@ async def acquire_lease(
 
     ``clock``: monotonic seconds for the wait bound (injectable for tests).
     """
-    started = clock()
     got = await store.try_acquire(conversation_id, owner=owner, ttl=ttl)
-    if isinstance(got, Lease):
+    if isinstance(got, Lease):  # the common case: no clock read, no wait
         return got
-    deadline = started + max(wait, 0.0)
+    deadline = clock() + max(wait, 0.0)
     poll = FIRST_POLL
     while True:
         remaining = deadline - clock()

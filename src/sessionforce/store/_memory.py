@@ -176,4 +176,6 @@ class MemoryStore(Store):
 
 
 def _lines(entries: Sequence[TranscriptEntry]) -> bytes:
-    return b"".join(entry.to_json().encode() + b"\n" for entry in entries) if entries else b""
+    if len(entries) == 1:  # a turn's entry: the common case, without a generator
+        return entries[0].to_json().encode() + b"\n"
+    return b"".join(entry.to_json().encode() + b"\n" for entry in entries)

@@ -7,8 +7,8 @@ to inherit that ``acquire``, or define it as that one call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from sessionforce.store._lease_wait import acquire_lease
 from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
@@ -91,11 +91,14 @@ class Store(Protocol):
         ``timeout`` seconds. Spurious wake-ups are fine; a store without notifications sleeps."""
         ...
 
-    async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
-        """Take the conversation's lease, waiting up to ``wait`` seconds for the holder to release it or
-        for its lease to expire; :class:`~sessionforce.errors.ConversationBusy` after ``wait``. (The shared
-        loop, :func:`~sessionforce.store.acquire_lease`: stores do not write their own.)"""
-        return await acquire_lease(self, conversation_id, owner=owner, ttl=ttl, wait=wait)
+    def acquire(
+        self, conversation_id: str, *, owner: str, ttl: float, wait: float
+    ) -> Coroutine[Any, Any, Lease]:
+        """``await store.acquire(...)``: take the conversation's lease, waiting up to ``wait`` seconds for the
+        holder to release it or for its lease to expire; :class:`~sessionforce.errors.ConversationBusy` after
+        ``wait``. This is the shared loop, :func:`~sessionforce.store.acquire_lease` (its coroutine, handed
+        back without a frame of its own): stores do not write their own."""
+        return acquire_lease(self, conversation_id, owner=owner, ttl=ttl, wait=wait)
 
     async def renew(self, lease: Lease, *, ttl: float) -> Lease:
         """Extend ``lease`` to ``ttl`` seconds from now; :class:`~sessionforce.errors.LeaseLost` unless it
