@@ -1,4 +1,5 @@
-"""Shared fixtures: an emulator on a free loopback port, clients pointed at it, and a real Redis."""
+"""Shared fixtures: an emulator on a free loopback port, clients pointed at it, a real Redis and a real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sessionforce import AgentClient, AsyncAgentClient, BlockingConversations, C
 from sessionforce.emulator import RunningEmulator, run_emulator
 from sessionforce.emulator.pytest_plugin import emulator_strict
 from sessionforce.store import MemoryStore
+from tests.postgres_server import drop_schema, postgres_url_or_skip, unique_schema
 from tests.redis_server import delete_prefix, redis_url_or_skip, unique_prefix
 from tests.support import Admin, client_kwargs
 
@@ -71,3 +73,18 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = unique_prefix()
     yield prefix
     delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The shared PostgreSQL server's URL (POSTGRES_URL, else 127.0.0.1:5432/test); skipped if none answers
+    (failed under CI, which must never skip the PostgreSQL tests)."""
+    return postgres_url_or_skip()
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh schema name for one test; the schema (if the test made it) is dropped afterwards."""
+    schema = unique_schema()
+    yield schema
+    drop_schema(postgres_url, schema)

@@ -3,6 +3,7 @@ machine is small and noisy, and timed assertions would flake. The real numbers a
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,18 @@ def test_lifecycle_cost_smoke() -> None:
         assert result.returncode == 0, result.stderr
         assert f"store: {store}" in result.stdout
         assert "lifecycle CPU per turn (median):" in result.stdout
+
+
+@pytest.mark.timeout(90)
+def test_store_cost_smoke(postgres_url: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "bench.store_cost", "--smoke", "--postgres-url", postgres_url],
+                            cwd=ROOT, capture_output=True, text=True, timeout=85, check=False)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    out = result.stdout
+    assert "command: python -m bench.store_cost" in out
+    for store in ("sqlite", "postgres", "postgres-async"):
+        assert f"\n{store} " in out, out
+    assert "RATIO store cost one at a time | postgres vs sqlite" in out
+    assert "RATIO queued-turn wait | postgres notify vs polling (median):" in out
+    if shutil.which("redis-server"):
+        assert "RATIO store cost 50 in flight | redis vs sqlite" in out

@@ -1,8 +1,9 @@
 """One contract suite for every store: each promise of the store protocol (v2) is proved here for the
-memory, SQLite and Redis stores alike.
+memory, SQLite, Redis and PostgreSQL stores alike.
 
 Memory and SQLite run on a fake clock (leases expire when the test says so, no real waiting); Redis
-expires leases with its own PX timers, so there the lease TTL is a small real one and time really passes.
+expires leases with its own PX timers and PostgreSQL on its own clock, so there the lease TTL is a small
+real one and time really passes. PostgreSQL runs in a schema of the test's own (dropped after it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from sessionforce.store import (
     TranscriptEntry,
 )
 
-KINDS = ["memory", "sqlite", "redis"]
+KINDS = ["memory", "sqlite", "redis", "postgres"]
+SERVER_CLOCK = {"redis", "postgres"}  # leases expire on the server's clock: real time passes
 
 
 class FakeClock:
@@ -68,6 +70,11 @@ class Harness:
 
             delete_prefix(self.request.getfixturevalue("redis_url"), self.request.getfixturevalue("redis_prefix"))
             return
+        if self.kind == "postgres":  # every table gone, the store still open: it makes them again
+            from tests.postgres_server import drop_schema
+
+            drop_schema(self.request.getfixturevalue("postgres_url"), self.request.getfixturevalue("postgres_schema"))
+            return
         await self.store.aclose()
         if self.kind == "sqlite":
             for path in (self.tmp_path / "store").iterdir():
@@ -91,6 +98,11 @@ def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock:
         from sessionforce.store import SQLiteStore
 
         return SQLiteStore(tmp_path / "store" / "sessions.db", clock=now)
+    if kind == "postgres":
+        from sessionforce.store import PostgresStore
+
+        base: str = request.getfixturevalue("postgres_url")
+        return PostgresStore.from_url(f"{base}?schema={request.getfixturevalue('postgres_schema')}&pool_max=3")
     from sessionforce.store import RedisStore
 
     url: str = request.getfixturevalue("redis_url")
@@ -102,7 +114,7 @@ def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock:
 async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """The harness for one store kind."""
     kind: str = request.param
-    clock = None if kind == "redis" else FakeClock()
+    clock = None if kind in SERVER_CLOCK else FakeClock()
     harness = Harness(kind, make_store(kind, request, tmp_path, clock), 0.2, clock, request, tmp_path)
     yield harness
     await harness.store.aclose()
@@ -384,7 +396,7 @@ async def test_a_write_under_a_lease_from_before_the_store_lost_its_state_is_ref
     await h.store.save(new_record("c1"), lease=old)
     await h.lose_state()
     new = await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
-    if h.kind == "redis":  # fences come from the server's clock: above every one handed out before
+    if h.kind in SERVER_CLOCK:  # fences come from the server's clock: above every one handed out before
         assert new.fence > old.fence
     fresh = await h.store.save(new_record("c1"), lease=new, transcript=[TranscriptEntry(kind="turn", at=1.0)])
     with pytest.raises(LeaseLost):

@@ -55,7 +55,8 @@ async def test_without_url_or_env_var_the_default_sqlite_file_is_used(monkeypatc
 @pytest.mark.parametrize(
     ("url", "names"),
     [
-        ("postgres://db/x", "unknown scheme 'postgres'"),
+        ("mongodb://db/x", "unknown scheme 'mongodb'"),
+        ("postgresql://db/x?pool_max=many", "pool_max='many' is not valid"),
         ("just-a-path.db", "no scheme"),
         ("sqlite://", "needs a file path"),
         ("sqlite:///", "needs a file path"),

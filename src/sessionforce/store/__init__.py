@@ -1,8 +1,9 @@
 """Session stores: where conversation records, transcripts and turn leases live.
 
 Choose one by URL (``store=`` or ``SESSIONFORCE_STORE``): ``memory://``, ``sqlite:///path/to/file.db``
-(the default, a file under the user's data directory), or ``redis://host:port/db`` (optionally
-``?prefix=myapp:`` to keep several apps apart in one Redis; keys default to ``sessionforce:``).
+(the default, a file under the user's data directory), ``redis://host:port/db`` (optionally
+``?prefix=myapp:`` to keep several apps apart in one Redis; keys default to ``sessionforce:``), or
+``postgresql://user:password@host:5432/dbname`` (optionally ``?schema=myapp``; default ``sessionforce``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sessionforce.store._records import (
 from sessionforce.store._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from sessionforce.store._postgres import PostgresStore
     from sessionforce.store._redis import RedisStore
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "Lease",
     "MemoryStore",
     "PendingTurn",
+    "PostgresStore",
     "RedisStore",
     "SQLiteStore",
     "SessionInfo",
@@ -53,15 +56,19 @@ __all__ = [
     "open_store",
 ]
 
-_SCHEMES = "memory://, sqlite:///path/to/file.db or redis://host:6379/0"
+_SCHEMES = "memory://, sqlite:///path/to/file.db, redis://host:6379/0 or postgresql://user@host:5432/dbname"
 
 
 def __getattr__(name: str) -> Any:
-    # RedisStore needs the optional ``redis`` extra: imported on first use only.
+    # RedisStore and PostgresStore need optional extras (``redis``, ``postgres``): imported on first use only.
     if name == "RedisStore":
         from sessionforce.store._redis import RedisStore
 
         return RedisStore
+    if name == "PostgresStore":
+        from sessionforce.store._postgres import PostgresStore
+
+        return PostgresStore
     raise AttributeError(f"module 'sessionforce.store' has no attribute {name!r}")
 
 
@@ -106,6 +113,10 @@ def open_store(url: str | None = None) -> Store:
         prefixes = [v for k, v in query if k == "prefix"]
         rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
         return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
+    if scheme in ("postgresql", "postgres"):
+        from sessionforce.store._postgres import PostgresStore
+
+        return PostgresStore.from_url(url)
     raise ConfigError(
         f"Store URL {shown!r} ({STORE_ENV}) has an unknown scheme {redact_url(scheme)!r}. What to do: use {_SCHEMES}."
     )
