@@ -146,5 +146,9 @@ def openapi_document() -> dict[str, Any]:
                 security=[])},
             "/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"}, "OpenAPI 3.1")},
                                          security=[])},
+            "/": {"get": _op("The web chat page", {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                             security=[])},
+            "/widget.js": {"get": _op("The embeddable widget's loader", {"200": {
+                "description": "JavaScript", "content": {"text/javascript": {}}}, "404": _ERROR}, security=[])},
         },
     }
