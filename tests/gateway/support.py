@@ -168,8 +168,10 @@ def gateway_env(emu: RunningEmulator, tmp: Path, **extra: str) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def serve_process(args: list[str], env: dict[str, str], log: Path, timeout: float = 30) -> Iterator[ServeProcess]:
-    """Start ``sessionforce serve --port 0 ARGS``, wait until /readyz answers 200, stop it on exit."""
+def serve_process(args: list[str], env: dict[str, str], log: Path, timeout: float = 30, *,
+                  ready: bool = True) -> Iterator[ServeProcess]:
+    """Start ``sessionforce serve --port 0 ARGS``, wait until it listens (and, with ``ready``, until /readyz
+    answers 200), stop it on exit."""
     handle = log.open("w")
     process = subprocess.Popen([sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", *args],
                                env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
@@ -180,6 +182,8 @@ def serve_process(args: list[str], env: dict[str, str], log: Path, timeout: floa
             match = re.search(r"gateway on (http://\S+)", log.read_text(errors="replace"))
             if match:
                 running.url = match.group(1)
+                if not ready:
+                    break
                 with contextlib.suppress(httpx.HTTPError):
                     if httpx.get(running.url + "/readyz", timeout=2).status_code == 200:
                         break

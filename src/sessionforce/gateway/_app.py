@@ -212,6 +212,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         "No such route." if exc.status_code == 404 else "The request was refused.").response()
 
 
+async def _state_error(request: Request, exc: Exception) -> Response:
+    logger.warning("shared state unavailable: %s", exc)
+    return GatewayError(503, "unavailable", "The gateway's shared state is unavailable. What to do: retry in a "
+                        "moment (a message retried with the same id is never sent twice).", retry_after=2).response()
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     logger.error("request failed: %s", type(exc).__name__, exc_info=exc)
     return GatewayError(500, "internal_error", "The gateway failed. What to do: retry; if it persists, tell the "
@@ -276,7 +282,8 @@ def create_app(config: GatewayConfig) -> Starlette:
             expose_headers=["Retry-After"], max_age=600,
         ))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={
-        GatewayError: _gateway_error, HTTPException: _http_error, Exception: _server_error,
+        GatewayError: _gateway_error, HTTPException: _http_error, StateUnavailable: _state_error,
+        Exception: _server_error,
     })
     app.state.gateway = gateway
     return app
