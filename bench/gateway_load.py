@@ -247,7 +247,8 @@ async def baseline(emulator: str, redis: str, conversations: int, turns: int, st
     from sessionforce import AsyncAgentClient
     from sessionforce.store import open_store
 
-    store = open_store(f"{redis}?prefix=bench-baseline-{int(streamed)}:")
+    # The pool sized as the gateway sizes its own (redis-py refuses commands past 100 connections by default).
+    store = open_store(f"{redis}?prefix=bench-baseline-{int(streamed)}:&max_connections=1000")
     async with AsyncAgentClient(my_domain=emulator, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                                 agent_id=DEMO_AGENT_ID, store=store, max_connections=conversations) as client:
         await client.fetch_token()

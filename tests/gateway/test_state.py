@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionforce.gateway._state import GatewayState, open_state, sibling_path
+from sessionforce.gateway._state import Event, GatewayState, open_state, sibling_path
 
 
 class Clock:
@@ -146,25 +146,29 @@ async def test_other_processes_hear_of_appends(opener: Opener, request: pytest.F
     if "memory" in request.node.name:
         pytest.skip("memory:// is one process by definition")
     writer, listener = opener("writer"), opener("listener")
-    heard: list[str | None] = []
+    heard: list[tuple[str | None, list[Event] | None]] = []
     changed = asyncio.Event()
 
-    def on_change(conversation_id: str | None) -> None:
-        heard.append(conversation_id)
+    def on_heard(conversation_id: str | None, events: list[Event] | None) -> None:
+        heard.append((conversation_id, events))
         changed.set()
 
-    task = asyncio.create_task(listener.listen(on_change))
+    task = asyncio.create_task(listener.listen(on_heard, lambda c: c != "unwatched"))
     try:
         async with asyncio.timeout(10):
             await changed.wait()  # the first report: "look again" once listening
-            assert heard == [None]
+            assert heard == [(None, None)]
             changed.clear()
             await listener.append({"own": [("e", "{}", "")]})  # its own appends are not reported back
-            await writer.append({"c9": [("e", "{}", "")]})
-            while "c9" not in heard:
+            await writer.append({"unwatched": [("e", "{}", "")]})  # nobody here follows it
+            await writer.append({"c9": [("a", '{"n":1}', "m"), ("b", '{"n":2}', "m")]})
+            while not any(c == "c9" for c, _ in heard):
                 changed.clear()
                 await changed.wait()
-        assert "own" not in heard
+        assert [c for c, _ in heard[1:]] == ["c9"]
+        events = heard[-1][1]
+        assert events is not None  # the events come with the notice: no read needed
+        assert [(e.id, e.type, e.data, e.turn) for e in events] == [(1, "a", '{"n":1}', "m"), (2, "b", '{"n":2}', "m")]
     finally:
         task.cancel()
 

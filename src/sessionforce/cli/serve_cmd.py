@@ -64,6 +64,10 @@ def serve(
 
       SESSIONFORCE_GATEWAY_API_KEY=... sessionforce serve --workers 4 --store redis://redis:6379/0
     """
+    try:
+        import jwt  # noqa: F401 - the gateway's one dependency beyond the core
+    except ImportError:
+        raise CliError("the gateway needs its extra: pip install 'sessionforce[gateway]'") from None
     from sessionforce.gateway import GatewayConfig, GatewaySettings, SigningKey, bind
     from sessionforce.gateway import serve as run
     from sessionforce.store import STORE_ENV, default_sqlite_path

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sessionforce import AsyncAgentClient
 from sessionforce.errors import (
@@ -74,6 +75,20 @@ class Failure:
     message: str
     delivery: Delivery
     retry_after: float | None = None
+
+
+REDIS_POOL = 1000
+"""Connections a worker may open to Redis when the URL does not say: redis-py's default (100) refuses
+commands past it (MaxConnectionsError), and a gateway worker runs hundreds of turns at once."""
+
+
+def redis_pool_sized(url: str) -> str:
+    """``url`` with ``max_connections`` set for a Redis URL that does not set it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or "max_connections" in dict(parse_qsl(parts.query)):
+        return url
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("max_connections", str(REDIS_POOL))]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _wire(message: Any) -> dict[str, Any]:
@@ -221,7 +236,7 @@ class Agent:
 
     async def open(self) -> None:
         """Open the store and the client (nothing is sent yet)."""
-        self._store = open_store(self._store_url)
+        self._store = open_store(redis_pool_sized(self._store_url) if self._store_url else None)
         self._client = AsyncAgentClient(settings=self._org, store=self._store)
 
     async def aclose(self) -> None:

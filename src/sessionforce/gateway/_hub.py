@@ -1,11 +1,13 @@
-"""Events in and out of the shared log: a batching writer, and a hub that wakes this process's readers.
+"""Events in and out of the shared log: a batching writer, and a hub that hands new events to readers.
 
 Writing: every event of every turn in this process goes through one :class:`EventWriter`, which appends
 whatever queued up while its previous append was in flight in one call (one Redis pipeline, one SQLite
-transaction), in order per conversation. Reading: an event stream waits on its :class:`Watch`; the hub
-sets it when an append lands, here (at once) or in another process (through
-:meth:`~sessionforce.gateway._state.GatewayState.listen`), and the stream reads the log from its last id.
-A wake-up carries no data, so a missed or doubled one costs a read, never an event.
+transaction), in order per conversation. Reading: an event stream reads the log once when it attaches;
+from then on the hub pushes it each new batch of its conversation, appended here (at once) or in another
+process (carried by :meth:`~sessionforce.gateway._state.GatewayState.listen`), so a stream costs the store
+nothing while it follows. Pushed batches are only a shortcut: a stream that sees a gap in the ids, or is
+woken without events, reads the log from its last id; so a missed or doubled push costs a read, never an
+event.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ READ_BATCH = 500
 
 
 class Watch:
-    """One reader's wake-up flag for one conversation."""
+    """One reader's wake-up flag for one conversation, and the events pushed to it since it last looked."""
 
-    __slots__ = ("changed", "conversation_id")
+    __slots__ = ("changed", "conversation_id", "pushed")
 
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
         self.changed = asyncio.Event()
+        self.pushed: list[Event] = []
 
 
 class Hub:
@@ -56,7 +59,7 @@ class Hub:
         delay = 0.1
         while True:
             try:
-                await self._state.listen(self.notify)
+                await self._state.listen(self._heard, self.wants)
             except StateUnavailable as exc:
                 logger.warning("cannot hear other workers' events: %s", exc)
             self.notify(None)
@@ -77,8 +80,24 @@ class Hub:
             if not watches:
                 del self._watches[watch.conversation_id]
 
+    def wants(self, conversation_id: str) -> bool:
+        """Whether a reader here follows ``conversation_id``."""
+        return conversation_id in self._watches
+
+    def _heard(self, conversation_id: str | None, events: list[Event] | None) -> None:
+        if conversation_id is None or events is None:
+            self.notify(conversation_id)
+        else:
+            self.deliver(conversation_id, events)
+
+    def deliver(self, conversation_id: str, events: list[Event]) -> None:
+        """Hand new events (consecutive ids) to the readers of ``conversation_id``."""
+        for watch in self._watches.get(conversation_id, ()):
+            watch.pushed.extend(events)
+            watch.changed.set()
+
     def notify(self, conversation_id: str | None) -> None:
-        """Wake the readers of ``conversation_id`` (``None``: every reader)."""
+        """Wake the readers of ``conversation_id`` (``None``: every reader) to read the log."""
         if conversation_id is None:
             for watches in self._watches.values():
                 for watch in watches:
@@ -108,18 +127,35 @@ class Hub:
 
 async def follow(
     hub: Hub, state: GatewayState, conversation_id: str, after: int, *, keepalive: float, until_drained: bool = True
-) -> AsyncIterator[Event | None]:
-    """The conversation's events after id ``after``, in order, each once, then new ones as they come;
-    ``None`` every ``keepalive`` seconds without one. Ends when the hub drains (if ``until_drained``)."""
+) -> AsyncIterator[list[Event] | None]:
+    """The conversation's events after id ``after``, in order, each once, in batches as they come; ``None``
+    every ``keepalive`` seconds without one. Ends when the hub drains (if ``until_drained``)."""
     watch = hub.watch(conversation_id)
+    read = True  # attaching: what is already in the log comes first
     try:
         while True:
-            watch.changed.clear()  # before reading: an append landing during the read wakes the next wait
-            events = await state.read(conversation_id, after, READ_BATCH)
-            for event in events:
-                yield event
-                after = event.id
-            if len(events) == READ_BATCH:
+            watch.changed.clear()  # before looking: an append landing meanwhile wakes the next wait
+            pushed, watch.pushed = watch.pushed, []
+            batch: list[Event] = []
+            if not read:
+                read = not pushed  # woken with no events: a notice only, so read
+                for event in pushed:
+                    if event.id <= after:
+                        continue  # already had it (from a read, or pushed twice)
+                    if event.id != after + 1:
+                        read = True  # a gap: fetch the missing ones (and the rest) from the log
+                        break
+                    batch.append(event)
+                    after = event.id
+            if read:
+                events = await state.read(conversation_id, after, READ_BATCH)
+                if events:
+                    batch.extend(events)
+                    after = events[-1].id
+                read = len(events) == READ_BATCH
+            if batch:
+                yield batch
+            if read:
                 continue
             if until_drained and hub.draining:
                 return
@@ -127,6 +163,7 @@ async def follow(
                 async with asyncio.timeout(keepalive):
                     await watch.changed.wait()
             except TimeoutError:
+                read = True  # cheap insurance against a lost notice: look once per keep-alive
                 yield None
     finally:
         hub.unwatch(watch)
@@ -174,7 +211,9 @@ class EventWriter:
                         for index, (_, _, _, future) in enumerate(events):
                             if future is not None and not future.done():
                                 future.set_result(first + index)
-                        self._hub.notify(conversation_id)
+                        if self._hub.wants(conversation_id):
+                            self._hub.deliver(conversation_id, [Event(first + i, kind, data, turn) for i, (
+                                kind, data, turn, _) in enumerate(events)])
                     else:
                         error = result or StateUnavailable("the append got no answer")
                         logger.warning("lost %d event(s) of conversation %s: %s", len(events), conversation_id,

@@ -145,9 +145,9 @@ async def post_message(request: Request) -> Response:
         async def turn_stream() -> AsyncIterator[bytes]:
             yield OPEN
             ended = False
-            async for event_id, kind, data in gateway.turns.events(attempt):
-                ended = kind in ("turn.end", "turn.error")
-                yield frame(event_id, kind, data)
+            async for batch in gateway.turns.events(attempt):
+                ended = batch[-1][1] in ("turn.end", "turn.error")
+                yield b"".join(frame(event_id, kind, data) for event_id, kind, data in batch)
             if not ended:
                 yield RECONNECT
 
@@ -186,15 +186,19 @@ async def stream_events(request: Request) -> Response:
         if truncated is not None:
             yield frame(None, "history.truncated", truncated)
         expected = after + 1
-        async for event in follow(gateway.hub, gateway.state, conversation_id, after,
+        async for batch in follow(gateway.hub, gateway.state, conversation_id, after,
                                   keepalive=gateway.settings.keepalive):
-            if event is None:
+            if batch is None:
                 yield KEEPALIVE
                 continue
-            if replay and event.id > expected:  # the log dropped events this client has not seen
-                yield frame(None, "history.truncated", {"after": expected - 1, "first_available": event.id})
-            expected = event.id + 1
-            yield frame(event.id, event.type, event.data)
+            frames = []
+            for event in batch:
+                if replay and event.id > expected:  # the log dropped events this client has not seen
+                    frames.append(frame(None, "history.truncated", {"after": expected - 1,
+                                                                    "first_available": event.id}))
+                expected = event.id + 1
+                frames.append(frame(event.id, event.type, event.data))
+            yield b"".join(frames)  # one write per batch, not one per event
         yield RECONNECT
 
     return sse_response(event_stream())

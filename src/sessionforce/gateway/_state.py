@@ -26,6 +26,7 @@ from sessionforce.errors import ConfigError
 __all__ = [
     "Event",
     "GatewayState",
+    "Heard",
     "MessageClaim",
     "NewEvent",
     "StateUnavailable",
@@ -70,6 +71,10 @@ class MessageClaim:
     def from_json(cls, text: str | bytes) -> MessageClaim:
         """Read one back."""
         return cls(**json.loads(text))
+
+
+Heard = Callable[[str | None, "list[Event] | None"], None]
+"""What :meth:`GatewayState.listen` reports to: ``(conversation id, its new events or None)``."""
 
 
 class StateUnavailable(Exception):
@@ -133,9 +138,10 @@ class GatewayState(Protocol):
         """Raise :class:`StateUnavailable` unless the backend answers."""
         ...
 
-    async def listen(self, on_change: Callable[[str | None], None]) -> None:
-        """Call ``on_change(conversation_id)`` for events other processes append, until cancelled;
-        ``on_change(None)`` when notifications may have been missed (every watcher should look again)."""
+    async def listen(self, heard: Heard, wanted: Callable[[str], bool]) -> None:
+        """Report the events other processes append, until cancelled: ``heard(conversation_id, events)``
+        for a conversation ``wanted`` here (``events`` ``None`` when the backend sends only a notice: read
+        them), and ``heard(None, None)`` when some may have gone unheard (every reader should read)."""
         ...
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from sessionforce.gateway._state import Event, MessageClaim, NewEvent, StateUnavailable
+from sessionforce.gateway._state import Event, Heard, MessageClaim, NewEvent, StateUnavailable
 
 __all__ = ["MemoryState"]
 
@@ -165,7 +165,7 @@ class MemoryState:
     async def ping(self) -> None:
         """Always answers."""
 
-    async def listen(self, on_change: Callable[[str | None], None]) -> None:
+    async def listen(self, heard: Heard, wanted: Callable[[str], bool]) -> None:
         """No other process shares this state: nothing to report, ever."""
         await asyncio.Event().wait()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -28,26 +29,29 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from sessionforce.errors import ConfigError
-from sessionforce.gateway._state import Event, MessageClaim, NewEvent, StateUnavailable
+from sessionforce.gateway._state import Event, Heard, MessageClaim, NewEvent, StateUnavailable
 
 __all__ = ["RedisState"]
 
 logger = logging.getLogger("sessionforce.gateway")
 T = TypeVar("T")
 
-# KEYS: stream, counter. ARGV: maxlen, ttl_ms, channel, notice, then (type, data, turn) triples. -> last id
+# KEYS: stream, counter. ARGV: maxlen, ttl_ms, channel, notice head, notice body (the events as JSON, or ''),
+# then (type, data, turn) triples. -> last id. The notice is "<origin> <conversation> <first id>\n<body>".
 _APPEND = """
-local n = (#ARGV - 4) / 3
+local n = (#ARGV - 5) / 3
 local last = redis.call('INCRBY', KEYS[2], n)
 local id = last - n
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   id = id + 1
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. id, 't', ARGV[i], 'd', ARGV[i + 1], 'm', ARGV[i + 2])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ' ' .. (last - n + 1) .. '\\n' .. ARGV[5])
 return last
 """
+NOTICE_LIMIT = 32 * 1024
+"""Events larger than this (together) are announced without themselves: readers fetch them."""
 
 # KEYS: claim, counter. ARGV: fingerprint, owner, expires_at, retention_ms. -> {1, after} | HGETALL of the claim
 _CLAIM = """
@@ -94,6 +98,9 @@ return wait
 """
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -138,6 +145,8 @@ class RedisState:
             options["socket_timeout"] = 5.0
         if "socket_connect_timeout" not in keys:
             options["socket_connect_timeout"] = 2.0
+        if "max_connections" not in keys:  # redis-py refuses commands past its pool (100 by default)
+            options["max_connections"] = 1000
         try:
             client = aioredis.Redis.from_url(rest, **options)
         except ValueError as exc:
@@ -185,8 +194,9 @@ class RedisState:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for conversation_id, events in items:
+                    body = _encode([list(event) for event in events])
                     args: list[Any] = [self._keep, self._retention_ms, self._channel,
-                                       f"{self._origin} {conversation_id}"]
+                                       f"{self._origin} {conversation_id}", body if len(body) < NOTICE_LIMIT else ""]
                     for event in events:
                         args.extend(event)
                     pipe.evalsha(sha, 2, self._key("ev", conversation_id), self._key("evn", conversation_id), *args)
@@ -268,46 +278,53 @@ class RedisState:
         """See :meth:`GatewayState.ping`."""
         await self._io(self._client.ping())
 
-    async def listen(self, on_change: Callable[[str | None], None]) -> None:
+    async def listen(self, heard: Heard, wanted: Callable[[str], bool]) -> None:
         """Hear every append on the channel; after each (re)subscription, report that some may be missed."""
         delay = 0.1
         while True:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                await self._hear(pubsub, on_change)
+                await self._hear(pubsub, heard, wanted)
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.warning("event notifications from %s lost (%s); reconnecting", self.where, type(exc).__name__)
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
-            on_change(None)
+            heard(None, None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _hear(self, pubsub: Any, on_change: Callable[[str | None], None]) -> None:
+    async def _hear(self, pubsub: Any, heard: Heard, wanted: Callable[[str], bool]) -> None:
         loop = asyncio.get_running_loop()
-        heard = loop.time()
+        last_heard = loop.time()
         pinged = False
         while True:
             message = await pubsub.get_message(timeout=1.0)
             now = loop.time()
             if message is None:
                 # A silent channel may be a dead link: ask, and give up on it if the answer does not come.
-                if now - heard > 5.0:
+                if now - last_heard > 5.0:
                     if pinged:
                         raise TimeoutError("no answer to a ping on the notification channel")
                     await pubsub.ping()
                     pinged = True
                 continue
-            heard, pinged = now, False
+            last_heard, pinged = now, False
             kind = message.get("type")
             if kind == "subscribe":
-                on_change(None)  # (re)subscribed: whatever was appended meanwhile went unheard
+                heard(None, None)  # (re)subscribed: whatever was appended meanwhile went unheard
             elif kind == "message":
-                origin, _, conversation_id = _text(message["data"]).partition(" ")
-                if origin != self._origin:
-                    on_change(conversation_id)
+                head, _, body = _text(message["data"]).partition("\n")
+                origin, conversation_id, first = head.split(" ")
+                if origin == self._origin or not wanted(conversation_id):
+                    continue  # (most notices: only the worker holding that conversation's streams parses them)
+                if not body:
+                    heard(conversation_id, None)
+                    continue
+                start = int(first)
+                heard(conversation_id, [Event(start + i, kind_, data, turn)
+                                        for i, (kind_, data, turn) in enumerate(json.loads(body))])
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sessionforce.gateway._state import Event, MessageClaim, NewEvent, StateUnavailable
+from sessionforce.gateway._state import Event, Heard, MessageClaim, NewEvent, StateUnavailable
 
 __all__ = ["SQLiteState"]
 
@@ -175,22 +175,27 @@ class SQLiteState:
         """See :meth:`GatewayState.ping`."""
         await self._run(_select, "SELECT 1", ())
 
-    async def listen(self, on_change: Callable[[str | None], None]) -> None:
+    async def listen(self, heard: Heard, wanted: Callable[[str], bool]) -> None:
         """Poll the append order for other processes' events every ``poll`` seconds."""
         rows = await self._run(_select, "SELECT COALESCE(MAX(seq), 0) FROM gateway_events", ())
         seen = int(rows[0][0])
-        on_change(None)
+        heard(None, None)
         while True:
             await asyncio.sleep(self._poll)
             try:
-                rows = await self._run(_select, "SELECT seq, conversation_id, origin FROM gateway_events WHERE "
-                                       "seq > ? ORDER BY seq LIMIT 5000", (seen,))
+                rows = await self._run(_select, "SELECT seq, conversation_id, origin, id, type, data, turn FROM "
+                                       "gateway_events WHERE seq > ? ORDER BY seq LIMIT 5000", (seen,))
             except StateUnavailable:
                 continue
-            if rows:
-                seen = int(rows[-1][0])
-                for conversation_id in {row[1] for row in rows if row[2] != self._origin}:
-                    on_change(conversation_id)
+            if not rows:
+                continue
+            seen = int(rows[-1][0])
+            batches: dict[str, list[Event]] = {}
+            for _, conversation_id, origin, event_id, kind, data, turn in rows:
+                if origin != self._origin and wanted(conversation_id):
+                    batches.setdefault(conversation_id, []).append(Event(event_id, kind, data, turn))
+            for conversation_id, events in batches.items():
+                heard(conversation_id, events)
 
     async def aclose(self) -> None:
         """Close the connection."""

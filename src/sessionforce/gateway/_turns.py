@@ -261,8 +261,8 @@ class Turns:
         events: list[tuple[int | None, str, dict[str, Any]]] = []
         try:
             async with asyncio.timeout(wait):
-                async for event_id, kind, data in self.events(attempt):
-                    events.append((event_id, kind, data))
+                async for batch in self.events(attempt):
+                    events.extend(batch)
         except TimeoutError:
             raise GatewayError(409, "turn_in_progress", "This message is still being answered. What to do: retry "
                                "with the same message id after Retry-After, or follow the conversation's events.",
@@ -272,27 +272,31 @@ class Turns:
                                "same message id.", retry_after=1)
         return build_outcome(attempt.request.conversation_id, attempt.request.message_id, events)
 
-    async def events(self, attempt: Attempt) -> AsyncIterator[tuple[int | None, str, dict[str, Any]]]:
+    async def events(self, attempt: Attempt) -> AsyncIterator[list[tuple[int | None, str, dict[str, Any]]]]:
         """The message's turn's events from the log, each once, ending with its ``turn.end``/``turn.error``
         (the recorded outcome's, should the log no longer hold it). A turn running here is followed to
-        its end even while the worker drains; one running elsewhere only until then."""
+        its end even while the worker drains; one running elsewhere only until then. In batches, as they
+        come."""
         request = attempt.request
         cid, mid = request.conversation_id, request.message_id
         check_every = max(0.2, self._settings.lease_ttl / 3)
-        async for event in follow(self._hub, self._state, cid, attempt.after, keepalive=check_every,
+        async for batch in follow(self._hub, self._state, cid, attempt.after, keepalive=check_every,
                                   until_drained=attempt.task is None):
-            if event is not None:
-                if event.turn != mid:
-                    continue
-                data = json.loads(event.data)
-                yield event.id, event.type, data
-                if event.type in TERMINAL:
+            if batch is not None:
+                mine: list[tuple[int | None, str, dict[str, Any]]] = [
+                    (event.id, event.type, json.loads(event.data)) for event in batch if event.turn == mid]
+                ended = any(kind in TERMINAL for _, kind, _ in mine)
+                if ended:
+                    mine = mine[:next(i for i, (_, kind, _) in enumerate(mine) if kind in TERMINAL) + 1]
+                if mine:
+                    yield mine
+                if ended:
                     return
                 continue
             # Quiet for a while: is the turn still running somewhere?
             final = await self._settled(attempt)
             if final is not None:
-                yield final
+                yield [final]
                 return
 
     async def _settled(self, attempt: Attempt) -> tuple[int | None, str, dict[str, Any]] | None:
