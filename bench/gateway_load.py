@@ -244,17 +244,19 @@ async def run_browsers(url: str, count: int, turns: int, think: float, latency: 
 
 async def baseline(emulator: str, redis: str, conversations: int, turns: int, streamed: bool) -> float:
     """CPU seconds per turn of Conversation.send (or .stream) alone, in this process, same store and agent."""
-    from sessionforce import AsyncAgentClient
+    from sessionforce.agent_api import AsyncAgentClient
+    from sessionforce.lifecycle import Conversations
     from sessionforce.store import open_store
 
     # The pool sized as the gateway sizes its own (redis-py refuses commands past 100 connections by default).
     store = open_store(f"{redis}?prefix=bench-baseline-{int(streamed)}:&max_connections=1000")
-    async with AsyncAgentClient(my_domain=emulator, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                agent_id=DEMO_AGENT_ID, store=store, max_connections=conversations) as client:
+    client = AsyncAgentClient(my_domain=emulator, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                              agent_id=DEMO_AGENT_ID, max_connections=conversations)
+    async with client, Conversations(client, store=store) as manager:
         await client.fetch_token()
 
         async def lane(n: int) -> None:
-            conversation = client.conversation(f"base-{streamed}-{n}")
+            conversation = manager.get(f"base-{streamed}-{n}")
             await conversation.start()
             for k in range(turns):
                 if streamed:
@@ -279,8 +281,8 @@ def profile(parent: int, seconds: int, out: Path) -> None:
                     "--format", "raw", "--output", str(out), "--nonblocking", "--rate", "200"],
                    capture_output=True, timeout=seconds + 60, check=False)
     groups = {
-        "gateway (sessionforce/gateway)": "sessionforce/gateway/", "lifecycle (conversation, locks)":
-        "sessionforce/conversation", "Agent API client (client, http, streaming)": "sessionforce/client.py",
+        "gateway (sessionforce/gateway)": "sessionforce/gateway/", "lifecycle (sessionforce/lifecycle)":
+        "sessionforce/lifecycle/", "Agent API client (sessionforce/agent_api)": "sessionforce/agent_api/",
         "store (sessionforce/store)": "sessionforce/store/", "redis-py": "redis/", "aiohttp": "aiohttp/",
         "starlette": "starlette/", "uvicorn / httptools / h11": "uvicorn/", "pydantic": "pydantic",
         "json": "json/", "asyncio event loop": "asyncio/",

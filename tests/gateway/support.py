@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
+from sessionforce.config import ClientSettings
 from sessionforce.emulator import RunningEmulator
 from sessionforce.gateway import GatewayConfig, GatewaySettings
-from sessionforce.settings import ClientSettings
 
 API_KEY = "test-api-key-0123456789"
 SIGNING_KEY = "test-signing-key-0123456789-0123456789-abcdef"

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sessionforce.config import ClientSettings
 from sessionforce.emulator import RunningEmulator
 from sessionforce.gateway import GatewayConfig, run_gateway
-from sessionforce.settings import ClientSettings
 from tests.gateway.support import ROOT, Browser, gateway_env, make_config, read_sse, serve_process
 from tests.support import Admin
 

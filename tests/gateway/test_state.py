@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sessionforce.gateway._state import Event, GatewayState, open_state, sibling_path
+from sessionforce.gateway._state import Event, GatewayState
+from sessionforce.gateway._state_open import open_state, sibling_path
 
 
 class Clock:

@@ -68,9 +68,10 @@ def serve(
         import jwt  # noqa: F401 - the gateway's one dependency beyond the core
     except ImportError:
         raise CliError("the gateway needs its extra: pip install 'sessionforce[gateway]'") from None
+    from sessionforce.config import STORE_ENV
     from sessionforce.gateway import GatewayConfig, GatewaySettings, SigningKey, bind
     from sessionforce.gateway import serve as run
-    from sessionforce.store import STORE_ENV, default_sqlite_path
+    from sessionforce.store import default_sqlite_path
 
     if workers < 1:
         raise CliError("--workers must be 1 or more.")

@@ -10,8 +10,9 @@ docs/gateway.md.
 The HTTP API is documented in docs/gateway.md and served as OpenAPI at ``/openapi.json``.
 """
 
-from sessionforce.gateway._app import Gateway, GatewayConfig, create_app
+from sessionforce.gateway._app import create_app
 from sessionforce.gateway._config import GatewaySettings, SigningKey
+from sessionforce.gateway._gateway import Gateway, GatewayConfig
 from sessionforce.gateway._server import RunningGateway, bind, run_gateway, serve
 from sessionforce.gateway._tokens import mint_token
 

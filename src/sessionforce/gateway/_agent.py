@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sessionforce import AsyncAgentClient
+from sessionforce.agent_api import (
+    AsyncAgentClient,
+    EndOfTurnEvent,
+    MessageEvent,
+    ProgressEvent,
+    TextChunkEvent,
+    ValidationFailureEvent,
+)
+from sessionforce.config import ClientSettings
 from sessionforce.errors import (
     APIStatusError,
     AuthError,
@@ -24,6 +32,7 @@ from sessionforce.errors import (
     ConversationBusy,
     ConversationEnded,
     ConversationError,
+    Delivery,
     DeliveryUnknown,
     InvalidArgument,
     NotFound,
@@ -32,20 +41,12 @@ from sessionforce.errors import (
     ServerError,
     SessionforceError,
     SessionLocked,
+    SessionStartFailed,
     StoreUnavailable,
     StreamInterrupted,
 )
-from sessionforce.events import ConversationEvent, EventKind
-from sessionforce.reaper import reap_idle
-from sessionforce.settings import ClientSettings
+from sessionforce.lifecycle import ConversationEvent, Conversations, EventKind, reap_idle
 from sessionforce.store import Store, open_store
-from sessionforce.streaming import (
-    EndOfTurnEvent,
-    MessageEvent,
-    ProgressEvent,
-    TextChunkEvent,
-    ValidationFailureEvent,
-)
 
 __all__ = ["Agent", "Emit", "Failure", "TurnCall", "TurnRequest"]
 
@@ -53,7 +54,7 @@ logger = logging.getLogger("sessionforce.gateway")
 
 Emit = Callable[[str, dict[str, Any]], None]
 """Where the lifecycle's events go, already in the contract's terms: ``emit(event_type, data)``."""
-Delivery = Literal["not_sent", "maybe_delivered", "answered"]
+DeliveryName = Literal["not_sent", "maybe_delivered", "answered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class Failure:
 
     code: str
     message: str
-    delivery: Delivery
+    delivery: DeliveryName
     retry_after: float | None = None
 
 
@@ -104,6 +105,8 @@ _FAILURES: list[tuple[type[BaseException], str, str, bool]] = [
     (ConversationEnded, "conversation_ended", "The agent ended this conversation. What to do: start a new one.",
      False),
     (InvalidArgument, "invalid_request", "The message was refused before it was sent. What to do: check it.", False),
+    (SessionStartFailed, "agent_unavailable", "No session could be started with the agent; the message was not "
+     "sent. What to do: retry in a moment.", False),
     (StreamInterrupted, "reply_incomplete", "The message reached the agent, but its reply broke off. What to do: do "
      "not resend it; read the conversation's events or transcript.", True),
     (DeliveryUnknown, "delivery_unknown", "The message was sent, but no answer came back: the agent may have acted "
@@ -133,14 +136,21 @@ _FAILURES: list[tuple[type[BaseException], str, str, bool]] = [
 
 
 def describe_failure(exc: BaseException, sent: bool) -> Failure:
-    """The :class:`Failure` an exception means; ``sent``: the turn was handed to the Agent API (the
-    lifecycle's ``turn_sent`` event fired), so anything but a proven refusal may have reached the agent."""
+    """The :class:`Failure` an exception means. The library's errors say what became of the request
+    (``exc.delivery``); ``sent`` (the lifecycle's ``turn_sent`` event fired) guards the rest: before it,
+    nothing can have reached the agent."""
     if isinstance(exc, ConversationError) and exc.reply is not None:
         return Failure("not_recorded", "The agent answered, but the answer could not be recorded. Its messages "
                        "were delivered as events.", "answered")
+    told = exc.delivery if isinstance(exc, SessionforceError) else None
     for cls, code, message, may_have_reached in _FAILURES:
         if isinstance(exc, cls):
-            delivery: Delivery = "maybe_delivered" if sent and may_have_reached else "not_sent"
+            if not sent:
+                delivery: DeliveryName = "not_sent"
+            elif isinstance(told, Delivery):
+                delivery = told.value
+            else:
+                delivery = "maybe_delivered" if may_have_reached else "not_sent"
             retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
             return Failure(code, message, delivery, retry_after)
     return Failure("internal_error", "The gateway failed while handling the message.",
@@ -226,6 +236,7 @@ class Agent:
         self._lease_ttl = lease_ttl
         self._client: AsyncAgentClient | None = None
         self._store: Store | None = None
+        self._conversations: Conversations | None = None
         self._ready_at = 0.0
         self._ready: str | None = "starting"
 
@@ -237,12 +248,14 @@ class Agent:
     async def open(self) -> None:
         """Open the store and the client (nothing is sent yet)."""
         self._store = open_store(redis_pool_sized(self._store_url) if self._store_url else None)
-        self._client = AsyncAgentClient(settings=self._org, store=self._store)
+        self._client = AsyncAgentClient(settings=self._org)
+        self._conversations = Conversations(self._client, store=self._store, lock_wait=self._lock_wait,
+                                            lease_ttl=self._lease_ttl)
 
     async def aclose(self) -> None:
         """Close the client and the store."""
         client, store = self._client, self._store
-        self._client = self._store = None
+        self._client = self._store = self._conversations = None
         try:
             if client is not None:
                 await client.aclose()
@@ -252,9 +265,8 @@ class Agent:
 
     def conversation(self, conversation_id: str, hook: Callable[[ConversationEvent], None]) -> Any:
         """The lifecycle's conversation ``conversation_id``, its events going to ``hook``."""
-        assert self._client is not None, "Agent.open() first"
-        return self._client.conversation(conversation_id, hooks=[("*", hook)], lock_wait=self._lock_wait,
-                                         lease_ttl=self._lease_ttl)
+        assert self._conversations is not None, "Agent.open() first"
+        return self._conversations.get(conversation_id, hooks=[("*", hook)])
 
     def turn(self, request: TurnRequest, emit: Emit) -> TurnCall:
         """A user turn to iterate (see :class:`TurnCall`)."""
@@ -287,9 +299,9 @@ class Agent:
     async def reap(self, idle_for: float) -> list[tuple[str, str | None]]:
         """End the sessions idle ``idle_for`` seconds (safe from every worker at once); the conversations
         ended and the session each had."""
-        assert self._client is not None
+        assert self._conversations is not None
         assert self._store is not None
-        reaped = await reap_idle(self._client, self._store, idle_for=idle_for)
+        reaped = await reap_idle(self._conversations, idle_for=idle_for)
         ended = []
         for conversation_id in reaped:
             record = await self._store.load(conversation_id)

@@ -24,7 +24,7 @@ from sessionforce.gateway._tokens import MAX_CONVERSATIONS, valid_conversation_i
 from sessionforce.gateway._turns import STATUS
 
 if TYPE_CHECKING:
-    from sessionforce.gateway._app import Gateway
+    from sessionforce.gateway._gateway import Gateway
 
 __all__ = ["api_routes"]
 

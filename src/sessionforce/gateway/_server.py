@@ -24,7 +24,8 @@ from typing import Any
 
 import uvicorn
 
-from sessionforce.gateway._app import Gateway, GatewayConfig, create_app
+from sessionforce.gateway._app import create_app
+from sessionforce.gateway._gateway import Gateway, GatewayConfig
 from sessionforce.gateway._logs import configure_logging
 
 __all__ = ["RunningGateway", "bind", "run_gateway", "serve"]
