@@ -54,15 +54,24 @@ class _TimedContent:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def _note(self, chunk: bytes) -> None:
+        now = time.perf_counter_ns()
+        self._marks.setdefault("first_byte", now)
+        if chunk and "text_bytes" not in self._marks:
+            self._seen += chunk
+            start = self._seen.find(MARK)
+            if start != -1 and self._seen.find(b"\n\n", start) != -1:
+                self._marks["text_bytes"] = now
+
+    async def readany(self) -> bytes:
+        # MessageStream reads with readany() (one call per wait for an event).
+        chunk = await self._inner.readany()
+        self._note(chunk)
+        return chunk
+
     async def iter_any(self) -> AsyncIterator[bytes]:
         async for chunk in self._inner.iter_any():
-            now = time.perf_counter_ns()
-            self._marks.setdefault("first_byte", now)
-            if "text_bytes" not in self._marks:
-                self._seen += chunk
-                start = self._seen.find(MARK)
-                if start != -1 and self._seen.find(b"\n\n", start) != -1:
-                    self._marks["text_bytes"] = now
+            self._note(chunk)
             yield chunk
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ import pytest
 import redis
 
 __all__ = [
+    "RedisProcess",
     "RedisUnavailable",
     "delete_prefix",
     "redis_url_or_skip",
@@ -141,3 +143,74 @@ def delete_prefix(url: str, prefix: str) -> None:
             client.delete(*keys[start : start + 500])
     finally:
         client.close()
+
+
+class RedisProcess:
+    """A ``redis-server`` of a test's own on a free loopback port, to break on purpose: :meth:`kill` (SIGKILL),
+    :meth:`restart_empty` (SIGKILL, then a fresh empty server on the same port), :meth:`freeze` (SIGSTOP: it
+    keeps its sockets and answers nothing) and :meth:`thaw` (SIGCONT: it runs whatever queued up). Never
+    persists anything. Use as a context manager; skips (fails under ``CI``) without the binary."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            why = "the redis-server binary is not installed (apt-get install redis-server)"
+            if os.environ.get("CI"):
+                pytest.fail(why)
+            pytest.skip(why)
+        self._binary = binary
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tempfile.TemporaryDirectory(prefix="sessionforce-redis-")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._frozen = False
+
+    def start(self) -> RedisProcess:
+        """Start it, empty, and wait until it answers PING (retrying while a killed one's port is released)."""
+        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", self._dir.name, "--logfile", os.path.join(self._dir.name, "redis.log")]
+        deadline = time.monotonic() + 10
+        while True:
+            self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
+            while self._process.poll() is None and time.monotonic() < deadline:
+                if _answers(self.url) is None:
+                    return self
+                time.sleep(0.02)
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise RedisUnavailable(f"redis-server did not answer on port {self.port} within 10 s")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, nothing saved."""
+        if self._process is not None and self._process.poll() is None:
+            if self._frozen:
+                self._process.send_signal(signal.SIGCONT)
+            self._process.kill()
+            self._process.wait(5)
+        self._frozen = False
+
+    def restart_empty(self) -> None:
+        """SIGKILL, then a fresh, empty server on the same port."""
+        self.kill()
+        self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+        self._frozen = False
+
+    def __enter__(self) -> RedisProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+        self._dir.cleanup()

@@ -11,7 +11,7 @@ import pytest
 
 from sessionforce import AsyncAgentClient, Conversations, RetryPolicy
 from sessionforce.emulator import CallableAgent, RunningEmulator, TurnContext, run_emulator
-from sessionforce.errors import SessionLocked
+from sessionforce.errors import ConversationBusy, SessionLocked
 from sessionforce.lifecycle import reap_idle
 from sessionforce.lifecycle._locks import LeaseKeeper, LocalLocks
 from sessionforce.store import ConversationStatus, MemoryStore
@@ -126,3 +126,18 @@ async def test_a_long_turn_renews_its_lease_and_its_last_save_gives_it_up(
     assert lease.fence == 3
     await store.release(lease)
     await conv.end()
+
+
+async def test_two_managers_in_one_process_never_hold_a_conversation_at_once(client: AsyncAgentClient) -> None:
+    """The store lets a lease's own owner take it again (an acquire whose answer was lost must not lock a
+    process out): so each manager is an owner of its own, or two of them in one process (an async app and
+    its blocking twin on one SQLite file) would both run a turn on a conversation at once."""
+    store = MemoryStore()
+    first, second = Conversations(client, store=store), Conversations(client, store=store)
+    assert first._locks.owner != second._locks.owner
+    lease = await store.acquire("shared", owner=first._locks.owner, ttl=30, wait=0)
+    with pytest.raises(ConversationBusy):
+        await second.get("shared", lock_wait=0.2).send("hi")
+    await store.release(lease)
+    assert (await second.get("shared").send("hi")).text == "You said: hi"
+    await second.get("shared").end()

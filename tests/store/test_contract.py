@@ -1,4 +1,4 @@
-"""One contract suite for every store: each promise in ``sessionforce.store`` is proved here for the
+"""One contract suite for every store: each promise of the store protocol (v2) is proved here for the
 memory, SQLite and Redis stores alike.
 
 Memory and SQLite run on a fake clock (leases expire when the test says so, no real waiting); Redis
@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessionforce.errors import ConversationBusy, LeaseLost, StaleRecord
+from sessionforce.errors import ConversationBusy, InvalidArgument, LeaseLost, StaleRecord
 from sessionforce.store import (
     ConversationRecord,
     ConversationStatus,
+    Lease,
     MemoryStore,
     PendingTurn,
     SessionInfo,
@@ -55,6 +56,23 @@ class Harness:
     store: Store
     ttl: float
     clock: FakeClock | None
+    request: pytest.FixtureRequest
+    tmp_path: Path
+
+    async def lose_state(self) -> None:
+        """The backend loses everything it held (Redis restarted empty; a SQLite file replaced by an empty
+        one, as a restored backup from before the conversation; memory: a new process), and the store is
+        used again."""
+        if self.kind == "redis":
+            from tests.redis_server import delete_prefix
+
+            delete_prefix(self.request.getfixturevalue("redis_url"), self.request.getfixturevalue("redis_prefix"))
+            return
+        await self.store.aclose()
+        if self.kind == "sqlite":
+            for path in (self.tmp_path / "store").iterdir():
+                path.unlink()
+        self.store = make_store(self.kind, self.request, self.tmp_path, self.clock)
 
     async def pass_time(self, seconds: float) -> None:
         """Let ``seconds`` pass for lease expiry: on the fake clock, or (Redis) for real."""
@@ -85,9 +103,9 @@ async def h(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Har
     """The harness for one store kind."""
     kind: str = request.param
     clock = None if kind == "redis" else FakeClock()
-    store = make_store(kind, request, tmp_path, clock)
-    yield Harness(kind, store, 0.2, clock)
-    await store.aclose()
+    harness = Harness(kind, make_store(kind, request, tmp_path, clock), 0.2, clock, request, tmp_path)
+    yield harness
+    await harness.store.aclose()
 
 
 def new_record(conversation_id: str | None = None, **fields: Any) -> ConversationRecord:
@@ -160,8 +178,8 @@ async def test_the_lease_is_exclusive_and_fences_grow(h: Harness) -> None:
 
 async def test_a_fenced_save_and_append_succeed_under_the_live_lease(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
-    saved = await h.store.save(new_record("c1"), fence=lease.fence)
-    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), fence=lease.fence)
+    saved = await h.store.save(new_record("c1"), lease=lease)
+    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), lease=lease)
     assert (await h.store.load("c1")) == saved
     assert len(await h.store.transcript("c1")) == 1
     await h.store.release(lease)
@@ -170,19 +188,19 @@ async def test_a_fenced_save_and_append_succeed_under_the_live_lease(h: Harness)
 async def test_a_save_appends_its_transcript_entries_in_the_same_atomic_step(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
     first = TranscriptEntry(kind="turn", at=1.0, text="one")
-    saved = await h.store.save(new_record("c1"), fence=lease.fence, transcript=[first])
-    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=2.0, text="two"), fence=lease.fence)
+    saved = await h.store.save(new_record("c1"), lease=lease, transcript=[first])
+    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=2.0, text="two"), lease=lease)
     later = [TranscriptEntry(kind="turn", at=3.0, text="three"), TranscriptEntry(kind="session_ended", at=3.5)]
-    await h.store.save(saved.replace(turns=3), fence=lease.fence, transcript=later)
+    await h.store.save(saved.replace(turns=3), lease=lease, transcript=later)
     assert [e.text for e in await h.store.transcript("c1")] == ["one", "two", "three", None]
     # A refused save appends nothing: record and transcript never disagree.
     with pytest.raises(StaleRecord):
-        await h.store.save(saved.replace(turns=9), fence=lease.fence, transcript=[TranscriptEntry(kind="x", at=4.0)])
+        await h.store.save(saved.replace(turns=9), lease=lease, transcript=[TranscriptEntry(kind="x", at=4.0)])
     await h.store.release(lease)
     with pytest.raises(LeaseLost):
         await h.store.save(
             (await h.store.load("c1")).replace(turns=10),  # type: ignore[union-attr]
-            fence=lease.fence,
+            lease=lease,
             transcript=[TranscriptEntry(kind="y", at=5.0)],
         )
     assert [e.kind for e in await h.store.transcript("c1")] == ["turn", "turn", "turn", "session_ended"]
@@ -190,16 +208,16 @@ async def test_a_save_appends_its_transcript_entries_in_the_same_atomic_step(h: 
 
 async def test_writes_with_an_old_fence_are_refused_after_a_new_lease(h: Harness) -> None:
     old = await h.store.acquire("c1", owner="A", ttl=h.ttl, wait=0)
-    saved = await h.store.save(new_record("c1"), fence=old.fence)
+    saved = await h.store.save(new_record("c1"), lease=old)
     await h.pass_time(h.ttl * 1.5)
     new = await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
     with pytest.raises(LeaseLost, match="c1"):
-        await h.store.save(saved.replace(turns=1), fence=old.fence)
+        await h.store.save(saved.replace(turns=1), lease=old)
     with pytest.raises(LeaseLost):
-        await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), fence=old.fence)
+        await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), lease=old)
     assert await h.store.load("c1") == saved
     assert await h.store.transcript("c1") == []
-    assert (await h.store.save(saved, fence=new.fence)).version == 2
+    assert (await h.store.save(saved, lease=new)).version == 2
     await h.store.release(new)
 
 
@@ -207,9 +225,9 @@ async def test_writes_are_refused_once_the_lease_expired(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=h.ttl, wait=0)
     await h.pass_time(h.ttl * 1.5)
     with pytest.raises(LeaseLost):
-        await h.store.save(new_record("c1"), fence=lease.fence)
+        await h.store.save(new_record("c1"), lease=lease)
     with pytest.raises(LeaseLost):
-        await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), fence=lease.fence)
+        await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), lease=lease)
     assert await h.store.load("c1") is None
 
 
@@ -217,38 +235,38 @@ async def test_writes_are_refused_after_release(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
     await h.store.release(lease)
     with pytest.raises(LeaseLost):
-        await h.store.save(new_record("c1"), fence=lease.fence)
+        await h.store.save(new_record("c1"), lease=lease)
 
 
 async def test_a_save_can_give_the_lease_up_in_the_same_step(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
-    saved = await h.store.save(new_record("c1"), fence=lease.fence)
+    saved = await h.store.save(new_record("c1"), lease=lease)
     waiter = asyncio.create_task(h.store.acquire("c1", owner="B", ttl=5.0, wait=3.0))
     await asyncio.sleep(0.05)
     assert not waiter.done()
     started = time.monotonic()
     entry = TranscriptEntry(kind="turn", at=2.0, text="last")
-    final = await h.store.save(saved.replace(turns=1), fence=lease.fence, transcript=[entry], release=lease)
+    final = await h.store.save(saved.replace(turns=1), lease=lease, transcript=[entry], release=True)
     assert final.version == 2
     b = await waiter  # woken by the save itself, no release call
     assert time.monotonic() - started < 1.0
-    assert b.fence == lease.fence + 1
+    assert b.fence > lease.fence
     assert await h.store.load("c1") == final
     assert [e.text for e in await h.store.transcript("c1")] == ["last"]
     with pytest.raises(LeaseLost):  # the old fence is dead
-        await h.store.save(final.replace(turns=2), fence=lease.fence)
+        await h.store.save(final.replace(turns=2), lease=lease)
     await h.store.release(b)
 
 
 async def test_a_refused_save_keeps_the_lease_it_was_to_release(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
-    v1 = await h.store.save(new_record("c1"), fence=lease.fence)
-    v2 = await h.store.save(v1.replace(turns=1), fence=lease.fence)
+    v1 = await h.store.save(new_record("c1"), lease=lease)
+    v2 = await h.store.save(v1.replace(turns=1), lease=lease)
     with pytest.raises(StaleRecord):
-        await h.store.save(v1.replace(turns=9), fence=lease.fence, release=lease)
+        await h.store.save(v1.replace(turns=9), lease=lease, release=True)
     with pytest.raises(ConversationBusy):  # still held by A
         await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
-    assert (await h.store.save(v2, fence=lease.fence, release=lease)).version == 3
+    assert (await h.store.save(v2, lease=lease, release=True)).version == 3
     await h.store.release(await h.store.acquire("c1", owner="B", ttl=5.0, wait=0))
 
 
@@ -261,7 +279,7 @@ async def test_acquire_waits_for_the_holder_to_release(h: Harness) -> None:
     await h.store.release(a)
     b = await waiter
     assert b.owner == "B"
-    assert b.fence == a.fence + 1
+    assert b.fence > a.fence
     assert time.monotonic() - started < 1.0
     await h.store.release(b)
 
@@ -273,7 +291,7 @@ async def test_acquire_waits_for_the_holder_to_expire(h: Harness) -> None:
     assert not waiter.done()
     await h.pass_time(h.ttl * 1.5)
     b = await asyncio.wait_for(waiter, 2.5)
-    assert b.fence == a.fence + 1
+    assert b.fence > a.fence
     await h.store.release(b)
 
 
@@ -297,7 +315,7 @@ async def test_renew_extends_a_held_lease(h: Harness) -> None:
     await h.pass_time(h.ttl * 0.6)  # past the first expiry, inside the renewed one
     with pytest.raises(ConversationBusy):
         await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
-    assert (await h.store.save(new_record("c1"), fence=renewed.fence)).version == 1
+    assert (await h.store.save(new_record("c1"), lease=renewed)).version == 1
     await h.store.release(renewed)
 
 
@@ -320,8 +338,125 @@ async def test_releasing_a_lost_lease_is_a_no_op(h: Harness) -> None:
     await h.store.release(lost)  # must not free B's lease
     with pytest.raises(ConversationBusy):
         await h.store.acquire("c1", owner="C", ttl=5.0, wait=0)
-    assert (await h.store.save(new_record("c1"), fence=holder.fence)).version == 1
+    assert (await h.store.save(new_record("c1"), lease=holder)).version == 1
     await h.store.release(holder)
+
+
+# -- protocol v2: the whole lease, fences that never go back, one wait loop ----------------------------------
+
+
+async def test_a_write_with_the_right_fence_but_another_owner_is_refused(h: Harness) -> None:
+    lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    saved = await h.store.save(new_record("c1"), lease=lease)
+    impostor = Lease("c1", "B", lease.fence, lease.expires_at)
+    with pytest.raises(LeaseLost, match="c1"):
+        await h.store.save(saved.replace(turns=1), lease=impostor, transcript=[TranscriptEntry(kind="x", at=1.0)])
+    with pytest.raises(LeaseLost):
+        await h.store.save(saved.replace(turns=1), lease=impostor, release=True)
+    with pytest.raises(LeaseLost):
+        await h.store.append_transcript("c1", TranscriptEntry(kind="x", at=1.0), lease=impostor)
+    with pytest.raises(LeaseLost):
+        await h.store.renew(impostor, ttl=5.0)
+    await h.store.release(impostor)  # not the current lease: a no-op
+    assert isinstance(await h.store.try_acquire("c1", owner="C", ttl=5.0), float)  # still A's
+    assert await h.store.load("c1") == saved
+    assert await h.store.transcript("c1") == []
+    assert (await h.store.save(saved, lease=lease, release=True)).version == 2
+
+
+async def test_a_lease_of_another_conversation_lets_no_write_through(h: Harness) -> None:
+    mine = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    other = await h.store.acquire("c2", owner="A", ttl=5.0, wait=0)
+    saved = await h.store.save(new_record("c1"), lease=mine)
+    with pytest.raises(LeaseLost):
+        await h.store.save(saved.replace(turns=1), lease=other)
+    with pytest.raises(LeaseLost):
+        await h.store.append_transcript("c1", TranscriptEntry(kind="x", at=1.0), lease=other)
+    assert await h.store.load("c1") == saved
+    await h.store.release(mine)
+    await h.store.release(other)
+
+
+async def test_a_write_under_a_lease_from_before_the_store_lost_its_state_is_refused(h: Harness) -> None:
+    """Issue 11 finding 3: A's lease is in flight when the backend loses everything; B takes the
+    conversation; A's writes must not land."""
+    old = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    await h.store.save(new_record("c1"), lease=old)
+    await h.lose_state()
+    new = await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
+    if h.kind == "redis":  # fences come from the server's clock: above every one handed out before
+        assert new.fence > old.fence
+    fresh = await h.store.save(new_record("c1"), lease=new, transcript=[TranscriptEntry(kind="turn", at=1.0)])
+    with pytest.raises(LeaseLost):
+        await h.store.save(fresh.replace(turns=9), lease=old)
+    with pytest.raises(LeaseLost):
+        await h.store.save(new_record("c1", turns=9), lease=old, release=True)
+    with pytest.raises(LeaseLost):
+        await h.store.append_transcript("c1", TranscriptEntry(kind="stale", at=2.0), lease=old)
+    with pytest.raises(LeaseLost):
+        await h.store.renew(old, ttl=5.0)
+    await h.store.release(old)  # a no-op: B keeps the lease
+    assert isinstance(await h.store.try_acquire("c1", owner="C", ttl=5.0), float)
+    assert await h.store.load("c1") == fresh
+    assert [e.kind for e in await h.store.transcript("c1")] == ["turn"]
+    await h.store.release(new)
+
+
+async def test_the_owner_of_a_live_lease_takes_it_again_with_a_new_fence(h: Harness) -> None:
+    """Issue 11 finding 9: an acquire whose answer was lost (or a release that failed) must not lock its
+    owner out for a whole ttl; the lease it lost track of is dead from then on."""
+    lost = await h.store.acquire("c1", owner="A", ttl=30.0, wait=0)
+    again = await h.store.acquire("c1", owner="A", ttl=30.0, wait=0)
+    assert again.fence > lost.fence
+    with pytest.raises(LeaseLost):
+        await h.store.save(new_record("c1"), lease=lost)
+    saved = await h.store.save(new_record("c1"), lease=again)
+    with pytest.raises(ConversationBusy):  # still exclusive for everyone else
+        await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)
+    await h.store.release(lost)  # a no-op
+    await h.store.save(saved, lease=again, release=True)
+    assert isinstance(await h.store.try_acquire("c1", owner="B", ttl=5.0), Lease)
+
+
+async def test_try_acquire_answers_the_lease_or_how_long_the_holder_keeps_it(h: Harness) -> None:
+    lease = await h.store.try_acquire("c1", owner="worker-A", ttl=5.0)
+    assert isinstance(lease, Lease)
+    assert (lease.conversation_id, lease.owner) == ("c1", "worker-A")
+    held = await h.store.try_acquire("c1", owner="B", ttl=5.0)
+    assert isinstance(held, float)
+    assert 0 < held <= 5.0
+    assert getattr(held, "owner", "worker-A") == "worker-A"
+    await h.store.release(lease)
+    assert isinstance(await h.store.try_acquire("c1", owner="B", ttl=5.0), Lease)
+
+
+async def test_wait_released_returns_at_a_release_or_after_its_timeout(h: Harness) -> None:
+    lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    started = time.monotonic()
+    await h.store.wait_released("c1", 0.05)  # nobody releases: it times out
+    assert 0.04 <= time.monotonic() - started < 1.0
+    waiter = asyncio.create_task(h.store.wait_released("c1", 5.0))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    started = time.monotonic()
+    await h.store.release(lease)
+    await asyncio.wait_for(waiter, 2.0)
+    assert time.monotonic() - started < 1.0
+
+
+async def test_bad_lease_arguments_are_invalid_arguments(h: Harness) -> None:
+    with pytest.raises(InvalidArgument, match="lease"):
+        await h.store.save(new_record("c1"), release=True)
+    for ttl in (0, -1.0, float("nan")):
+        with pytest.raises(InvalidArgument, match="ttl"):
+            await h.store.try_acquire("c1", owner="A", ttl=ttl)
+        with pytest.raises(InvalidArgument, match="ttl"):
+            await h.store.acquire("c1", owner="A", ttl=ttl, wait=0)
+    lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
+    with pytest.raises(InvalidArgument, match="ttl"):
+        await h.store.renew(lease, ttl=0)
+    assert await h.store.load("c1") is None
+    await h.store.release(lease)
 
 
 # -- transcript, listing, delete ------------------------------------------------------------------------
@@ -378,8 +513,8 @@ async def test_list_uses_the_store_clock_when_now_is_not_given(h: Harness) -> No
 
 async def test_delete_forgets_record_transcript_and_lease_but_not_the_fence(h: Harness) -> None:
     lease = await h.store.acquire("c1", owner="A", ttl=5.0, wait=0)
-    await h.store.save(new_record("c1"), fence=lease.fence)
-    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), fence=lease.fence)
+    await h.store.save(new_record("c1"), lease=lease)
+    await h.store.append_transcript("c1", TranscriptEntry(kind="turn", at=1.0), lease=lease)
     await h.store.delete("c1")
     assert await h.store.load("c1") is None
     assert await h.store.transcript("c1") == []
@@ -387,8 +522,8 @@ async def test_delete_forgets_record_transcript_and_lease_but_not_the_fence(h: H
     after = await h.store.acquire("c1", owner="B", ttl=5.0, wait=0)  # the lease went with it
     assert after.fence > lease.fence  # and a fence is never handed out twice
     with pytest.raises(LeaseLost):
-        await h.store.save(new_record("c1"), fence=lease.fence)
-    assert (await h.store.save(new_record("c1"), fence=after.fence)).version == 1  # a fresh start
+        await h.store.save(new_record("c1"), lease=lease)
+    assert (await h.store.save(new_record("c1"), lease=after)).version == 1  # a fresh start
     await h.store.delete("never-existed")  # deleting nothing is fine
     await h.store.release(after)
 

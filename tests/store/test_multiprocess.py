@@ -69,10 +69,10 @@ async def _turns(store: Store, worker: int, start: Barrier) -> None:
             record = await store.load(CID)
             assert record is not None
             counter = record.metadata["counter"] + 1
-            await store.save(record.replace(metadata={"counter": counter}), fence=lease.fence)
+            await store.save(record.replace(metadata={"counter": counter}), lease=lease)
             ended = time.time()
             detail = {"worker": worker, "i": i, "start": began, "end": ended, "counter": counter}
-            await store.append_transcript(CID, TranscriptEntry(kind="turn", at=ended, detail=detail), fence=lease.fence)
+            await store.append_transcript(CID, TranscriptEntry(kind="turn", at=ended, detail=detail), lease=lease)
             await store.release(lease)
     finally:
         await store.aclose()
@@ -156,17 +156,17 @@ async def test_a_killed_holder_loses_its_lease_after_the_ttl_and_its_fence_stays
         ConversationRecord(
             conversation_id=CID, agent_id="a", external_session_key="k", created_at=1.0, last_activity_at=1.0
         ),
-        fence=lease.fence,
+        lease=lease,
     )
-    await store.append_transcript(CID, TranscriptEntry(kind="turn", at=1.0), fence=lease.fence)
+    await store.append_transcript(CID, TranscriptEntry(kind="turn", at=1.0), lease=lease)
     with pytest.raises(LeaseLost):
-        await store.save(saved, fence=dead.fence)
+        await store.save(saved, lease=dead)
     with pytest.raises(LeaseLost):
-        await store.append_transcript(CID, TranscriptEntry(kind="error", at=2.0), fence=dead.fence)
+        await store.append_transcript(CID, TranscriptEntry(kind="error", at=2.0), lease=dead)
     with pytest.raises(LeaseLost):
         await store.renew(dead, ttl=5.0)
     await store.release(dead)  # a no-op: must not free the survivor's lease
-    assert (await store.save(saved, fence=lease.fence)).version == 2
+    assert (await store.save(saved, lease=lease)).version == 2
     assert [e.kind for e in await store.transcript(CID)] == ["turn"]
     await store.release(lease)
     await store.aclose()

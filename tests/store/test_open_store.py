@@ -70,3 +70,25 @@ def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str) ->
     assert "SESSIONFORCE_STORE" in message
     assert names in message
     assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("reddis://:PASSWORD-c4n4ry@redis.internal:6379/0", "unknown scheme 'reddis'"),  # a typo in the scheme
+        ("redis://:PASSWORD-c4n4ry@[::1/0", "not a valid Redis URL (Invalid IPv6 URL)"),
+        ("redis://user:PASSWORD-c4n4ry@host:port/0", "not a valid Redis URL"),
+        ("user:PASSWORD-c4n4ry@host:6379/0", "no scheme"),  # the scheme forgotten
+        ("redis://:PASSWORD-c4n4ry@host:6379/0?password=PASSWORD-c4n4ry&prefix=x&db=nope", "not a valid Redis URL"),
+    ],
+)
+def test_a_url_that_cannot_be_used_never_echoes_its_password(url: str, names: str) -> None:
+    """Issue 11 finding 4c: our ConfigError, saying what is wrong, and never the password."""
+    with pytest.raises(ConfigError) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert names in message
+    assert "SESSIONFORCE_STORE" in message
+    assert "c4n4ry" not in message
+    assert "c4n4ry" not in repr(caught.value)
+    assert caught.value.__cause__ is None  # a lower library's message (which may hold the URL) is not chained

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from sessionforce.errors import StoreUnavailable
-from sessionforce.store import ConversationRecord, ConversationStatus, SQLiteStore
+from sessionforce.errors import CorruptRecord, InvalidArgument, StoreUnavailable
+from sessionforce.store import ConversationRecord, ConversationStatus, SQLiteStore, TranscriptEntry
 from sessionforce.store._sqlite_schema import SCHEMA_VERSION
 
 
@@ -158,4 +159,57 @@ async def test_a_lock_held_past_busy_timeout_is_store_unavailable(tmp_path: Path
     other.execute("ROLLBACK")
     other.close()
     assert (await store.save(record("c1"))).version == 1  # and it recovers once the lock is gone
+    await store.aclose()
+
+
+# -- issue 11 finding 8: our own errors, never raw ones -------------------------------------------------
+
+
+async def test_a_damaged_row_is_corrupt_record_naming_it_and_never_hides_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    for cid in ("good-1", "damaged", "good-2"):
+        await store.save(record(cid))
+        await store.append_transcript(cid, TranscriptEntry(kind="turn", at=1.0, text="hi"))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE conversations SET data = substr(data, 1, 12) WHERE conversation_id = 'damaged'")
+    conn.execute("UPDATE transcript SET entry = '{\"kind\": 3}' WHERE conversation_id = 'damaged'")
+    conn.commit()
+    conn.close()
+    for read in (store.load("damaged"), store.transcript("damaged")):
+        with pytest.raises(CorruptRecord, match="'damaged'") as caught:
+            await read
+        assert "s.db" in str(caught.value)
+        assert "What to do" in str(caught.value)
+    with caplog.at_level(logging.WARNING, logger="sessionforce.store"):
+        listed = await store.list_conversations()
+    assert [r.conversation_id for r in listed] == ["good-1", "good-2"]
+    assert "damaged" in caplog.text
+    with pytest.raises(CorruptRecord):  # the lifecycle's path: load first
+        await store.load("damaged")
+    await store.delete("damaged")  # the advice works
+    assert await store.load("damaged") is None
+    await store.aclose()
+
+
+async def test_a_conversation_id_that_is_not_unicode_text_is_invalid_argument(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    bad = "ticket-\udc80-42"
+    calls = [
+        store.load(bad),
+        store.try_acquire(bad, owner="me", ttl=5.0),
+        store.transcript(bad),
+        store.append_transcript(bad, TranscriptEntry(kind="turn", at=1.0)),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument, match="conversation id"):
+            await call
+    with pytest.raises(InvalidArgument, match="conversation"):
+        await store.save(record(bad))
+    with pytest.raises(InvalidArgument, match="text"):
+        await store.save(record("fine"), transcript=[TranscriptEntry(kind="turn", at=1.0, text="bad \ud800")])
+    assert await store.load("fine") is None  # nothing of a refused save was stored
+    assert (await store.save(record("fine"))).version == 1  # and the store carries on
     await store.aclose()

@@ -1,9 +1,13 @@
 """`MessageStream`: the events of one streamed turn, read straight from the connection.
 
 No async generator: each ``__anext__`` decodes what is buffered, and reads more only when it must. The
-time for the next *complete* event is bounded by ``Timeouts.stream_read`` (one timer per wait, armed when
-reading starts: bytes and keep-alive comments that do not complete an event do not reset it), and the
+time for the next *complete* event is bounded by ``Timeouts.stream_read``, counted from when the stream
+starts waiting for it (bytes and keep-alive comments that do not complete an event do not reset it); the
 whole turn by ``Timeouts.turn`` (aiohttp's total timeout, which runs until the body is read).
+
+The stream_read bound costs one timer per ``stream_read`` period, not one per event: a watchdog notes
+when the current wait began and, when it fires, either fails the read (the wait is too old) or sets
+itself again for the current wait's deadline.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ class MessageStream(EventStream[Reply]):
 
     _DRAIN_SECONDS = 2.0
 
-    __slots__ = ("_assembler", "_body", "_decoder", "_done", "_path", "_pending", "_response", "_transport")
+    __slots__ = (
+        "_assembler", "_body", "_decoder", "_done", "_path", "_pending", "_response", "_stalled", "_transport",
+        "_wait_started", "_watchdog",
+    )
 
     def __init__(self, transport: Transport, path: str, body: bytes, session_id: str, sequence_id: int) -> None:
         self._transport = transport
@@ -52,6 +59,9 @@ class MessageStream(EventStream[Reply]):
         self._pending: deque[ServerSentEvent] = deque()
         self._response: aiohttp.ClientResponse | None = None
         self._done = False
+        self._wait_started = 0.0  # loop time the current wait for an event began; 0.0 when not waiting
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._stalled = False
 
     async def __anext__(self) -> StreamEvent:
         item = await self.receive()
@@ -89,9 +99,29 @@ class MessageStream(EventStream[Reply]):
 
     def _close(self) -> None:
         self._done = True
+        self._stop_watchdog()
         response, self._response = self._response, None
         if response is not None:
             response.close()
+
+    def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.cancel()
+
+    def _check_stall(self) -> None:
+        """The watchdog: fail the read if the current wait is older than stream_read, else set it again."""
+        self._watchdog = None
+        response = self._response
+        if self._wait_started == 0.0 or response is None:
+            return  # not waiting: the next wait sets the watchdog again
+        loop = asyncio.get_running_loop()
+        due = self._wait_started + self._transport.timeouts.stream_read
+        if loop.time() >= due:
+            self._stalled = True
+            response.content.set_exception(TimeoutError("stream_read"))
+        else:
+            self._watchdog = loop.call_at(due, self._check_stall)
 
     def _interrupted(self, why: str) -> StreamInterrupted:
         a = self._assembler
@@ -104,26 +134,31 @@ class MessageStream(EventStream[Reply]):
         if response is None:
             response = self._response = await self._transport.open_stream(self._path, body=self._body)
         timeouts = self._transport.timeouts
-        window = asyncio.timeout(timeouts.stream_read)
+        loop = asyncio.get_running_loop()
+        self._wait_started = loop.time()
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._wait_started + timeouts.stream_read, self._check_stall)
         try:
-            async with window:
-                while not self._pending:
-                    chunk = await response.content.readany()
-                    if not chunk:
-                        raise self._interrupted("the connection closed before the end of turn")
-                    self._pending.extend(self._decoder.feed(chunk))
+            while not self._pending:
+                chunk = await response.content.readany()
+                if not chunk:
+                    raise self._interrupted("the connection closed before the end of turn")
+                self._pending.extend(self._decoder.feed(chunk))
         except TimeoutError as exc:
-            if window.expired() or isinstance(exc, aiohttp.ServerTimeoutError):
+            if self._stalled or isinstance(exc, aiohttp.ServerTimeoutError):
                 why = f"no complete event for {timeouts.stream_read:g}s (Timeouts.stream_read)"
             else:
                 why = f"the turn ran past its deadline of {timeouts.turn:g}s (Timeouts.turn)"
             raise self._interrupted(why) from None
         except aiohttp.ClientError as exc:
             raise self._interrupted(describe(exc)) from scrubbed(exc)
+        finally:
+            self._wait_started = 0.0
 
     async def _drain(self) -> None:
         # Reading to the end lets the pooled connection be reused; the turn is complete either way.
         self._done = True
+        self._stop_watchdog()
         response, self._response = self._response, None
         if response is None:  # pragma: no cover - an end of turn always came from a response
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ from typing import Protocol
 
 from sessionforce._logging import log_context
 from sessionforce.errors import ConversationBusy, LeaseLost, StoreUnavailable
+from sessionforce.errors._build import lease_lost
 from sessionforce.store import Lease, Store, TranscriptEntry
 
 __all__ = ["LeaseClock", "LeaseKeeper", "LocalLocks", "LoopClock", "TurnLock", "worker_identity"]
@@ -99,14 +101,23 @@ class _Waiters:
 _FREE = object()
 
 
+_serials = itertools.count(1)
+
+
 class LocalLocks:
     """FIFO locks by conversation id, dropped when nobody holds or waits for them (bounded memory).
 
     A turn nobody waits behind is marked by ``None`` alone; the lock object is made only when a second
     turn has to wait (thousands of turns in flight then cost no object each for the collector).
+
+    The locks are also the store leases' owner (:attr:`owner`): a store lets a lease's own owner take it
+    again (an acquire whose answer was lost must not lock it out), so the owner is exactly what runs one
+    turn per conversation at a time, these locks, and never two managers that happen to share a process.
     """
 
     def __init__(self, *, keeper: LeaseKeeper | None = None) -> None:
+        self._serial = next(_serials)
+        self._owner: tuple[int, str] = (0, "")
         self._slots: dict[str, _Waiters | None] = {}
         self.keeper = keeper if keeper is not None else LeaseKeeper()
         """Starts the renewal of the leases of this process's long turns."""
@@ -119,6 +130,14 @@ class LocalLocks:
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    @property
+    def owner(self) -> str:
+        """``host:pid/n``: the store leases' owner for the turns these locks run (re-read after a fork)."""
+        pid, owner = self._owner
+        if pid != os.getpid():
+            self._owner = (os.getpid(), owner := f"{worker_identity()}/{self._serial}")
+        return owner
 
     async def acquire(self, key: str, wait: float) -> None:
         """Take the lock for ``key``, waiting at most ``wait`` seconds (then :class:`ConversationBusy`).
@@ -235,11 +254,11 @@ class TurnLock:
         self.lost: BaseException | None = None
 
     @property
-    def fence(self) -> int:
-        """The fencing token writes made under this lease must carry."""
+    def held(self) -> Lease:
+        """The lease writes made under this turn must carry (owner and fence); ``LeaseLost`` when none is."""
         if self.lease is None:
-            raise LeaseLost("No lease is held for this turn.")
-        return self.lease.fence
+            raise lease_lost(self._conversation_id, None)
+        return self.lease
 
     async def acquire(self, wait: float) -> Lease:
         """Take the lease, waiting at most ``wait`` seconds; first give back one an earlier turn of this

@@ -12,7 +12,7 @@ from sessionforce._logging import enter_log_context, restore_log_context, update
 from sessionforce.agent_api import MessageType, Reply, VariableInput
 from sessionforce.errors import ConversationError, Delivery, StaleRecord
 from sessionforce.errors._build import turn_store_failure
-from sessionforce.lifecycle._locks import LocalLocks, TurnLock, worker_identity
+from sessionforce.lifecycle._locks import LocalLocks, TurnLock
 from sessionforce.lifecycle._options import ConversationOptions
 from sessionforce.store import ConversationRecord, PendingTurn, Store, TranscriptEntry
 
@@ -89,7 +89,7 @@ class Turn:
         deadline = loop.time() + options.lock_wait
         await conv._locks.acquire(conv._lock_key, options.lock_wait)
         lock = self.lock = TurnLock(
-            conv.store, conv.conversation_id, ttl=options.lease_ttl, owner=worker_identity(), locks=conv._locks,
+            conv.store, conv.conversation_id, ttl=options.lease_ttl, owner=conv._locks.owner, locks=conv._locks,
             key=conv._lock_key,
         )
         previous_log = enter_log_context(conversationId=conv.conversation_id)
@@ -139,7 +139,7 @@ class Turn:
         if release:
             lock.stop_renewing()
         self.record = await self.conversation.store.save(
-            self.record.replace(**changes), fence=lock.fence, transcript=log, release=lock.lease if release else None
+            self.record.replace(**changes), lease=lock.held, transcript=log, release=release
         )
         if release:
             lock.given_up()
@@ -159,7 +159,7 @@ class Turn:
     async def log(self, kind: str, **fields: Any) -> None:
         """Append one transcript entry on its own (when there is no record change to go with it)."""
         await self.conversation.store.append_transcript(
-            self.record.conversation_id, self.entry(kind, **fields), fence=self.lock.fence
+            self.record.conversation_id, self.entry(kind, **fields), lease=self.lock.held
         )
 
 

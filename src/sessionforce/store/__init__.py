@@ -16,11 +16,14 @@ import platformdirs
 
 from sessionforce.config import STORE_ENV
 from sessionforce.errors import ConfigError
+from sessionforce.errors._redact import redact_url
+from sessionforce.store._lease_wait import acquire_lease
 from sessionforce.store._memory import MemoryStore
 from sessionforce.store._protocol import Store
 from sessionforce.store._records import (
     ConversationRecord,
     ConversationStatus,
+    Held,
     Lease,
     PendingTurn,
     SessionInfo,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConversationRecord",
     "ConversationStatus",
+    "Held",
     "Lease",
     "MemoryStore",
     "PendingTurn",
@@ -44,10 +48,12 @@ __all__ = [
     "SessionState",
     "Store",
     "TranscriptEntry",
+    "acquire_lease",
     "default_sqlite_path",
     "open_store",
 ]
 
+_SCHEMES = "memory://, sqlite:///path/to/file.db or redis://host:6379/0"
 
 
 def __getattr__(name: str) -> Any:
@@ -65,20 +71,22 @@ def default_sqlite_path() -> Path:
 
 
 def open_store(url: str | None = None) -> Store:
-    """Open the store a URL names; ``None`` reads ``SESSIONFORCE_STORE``, else the default SQLite file."""
+    """Open the store a URL names; ``None`` reads ``SESSIONFORCE_STORE``, else the default SQLite file.
+
+    A URL that cannot be used raises :class:`~sessionforce.errors.ConfigError` saying why; a password in it
+    is never shown.
+    """
     url = url or os.environ.get(STORE_ENV) or f"sqlite:///{default_sqlite_path()}"
     scheme, sep, rest = url.partition("://")
+    shown = redact_url(url)
     if not sep:
-        raise ConfigError(
-            f"Store URL {url!r} ({STORE_ENV}) has no scheme. What to do: use memory://, "
-            "sqlite:///path/to/file.db or redis://host:6379/0."
-        )
+        raise ConfigError(f"Store URL {shown!r} ({STORE_ENV}) has no scheme. What to do: use {_SCHEMES}.")
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise ConfigError(
-                f"Store URL {url!r} ({STORE_ENV}) needs a file path: sqlite:///absolute/path.db "
+                f"Store URL {shown!r} ({STORE_ENV}) needs a file path: sqlite:///absolute/path.db "
                 "(three slashes, then the path)."
             )
         return SQLiteStore(rest[1:] if rest.startswith("//") else rest)
@@ -86,12 +94,18 @@ def open_store(url: str | None = None) -> Store:
         from sessionforce.store._redis import RedisStore
 
         # Our own query parameter (the rest of the URL is redis-py's): a key prefix per app or environment.
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Store URL {shown!r} ({STORE_ENV}) is not a valid Redis URL ({exc}). "
+                "What to do: use redis://host:6379/0 (a password before the host, ending in @; an IPv6 host in "
+                "brackets: redis://[::1]:6379/0)."
+            ) from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         prefixes = [v for k, v in query if k == "prefix"]
         rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
         return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
     raise ConfigError(
-        f"Store URL {url!r} ({STORE_ENV}) has an unknown scheme {scheme!r}. What to do: use memory://, "
-        "sqlite:///path/to/file.db or redis://host:6379/0."
+        f"Store URL {shown!r} ({STORE_ENV}) has an unknown scheme {redact_url(scheme)!r}. What to do: use {_SCHEMES}."
     )

@@ -4,21 +4,34 @@ Records are kept as the objects saved (the conversation layer never changes a re
 it builds a new one with ``replace``). A conversation's transcript is kept as JSON Lines in one
 ``bytearray``: no tree of dicts, not even a list, so nothing in it is an object the garbage collector
 has to walk, which keeps a long-running process's memory and collector pauses small.
+
+Fences are a counter per conversation (kept after delete): this store's state lives exactly as long as
+the leases it handed out, so it cannot lose one and hand its fence out again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from sessionforce.errors import ConversationBusy, InvalidArgument, LeaseLost, StaleRecord
-from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+from sessionforce.errors._build import lease_lost, stale_record
+from sessionforce.store._lease_wait import check_ttl, check_write
+from sessionforce.store._protocol import Store
+from sessionforce.store._records import (
+    ConversationRecord,
+    ConversationStatus,
+    Held,
+    Lease,
+    TranscriptEntry,
+    next_fence,
+)
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(Store):
     """A :class:`~sessionforce.store.Store` in a dict. Safe for many tasks on one event loop."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
@@ -32,15 +45,10 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._records)} conversations)"
 
-    def _check_fence(self, conversation_id: str, fence: int | None) -> None:
-        if fence is None:
-            return
-        lease = self._leases.get(conversation_id)
-        if lease is None or lease.fence != fence or lease.expires_at <= self._clock():
-            raise LeaseLost(
-                f"The lease on conversation {conversation_id!r} was lost (fence {fence}); the write was refused. "
-                "What to do: nothing was overwritten; retry the turn, it will see the newer state."
-            )
+    def _check_lease(self, conversation_id: str, lease: Lease) -> None:
+        held = self._leases.get(conversation_id)
+        if held is None or held.fence != lease.fence or held.owner != lease.owner or held.expires_at <= self._clock():
+            raise lease_lost(conversation_id, lease)
 
     async def load(self, conversation_id: str) -> ConversationRecord | None:
         """The stored record, or ``None``."""
@@ -50,47 +58,48 @@ class MemoryStore:
         self,
         record: ConversationRecord,
         *,
-        fence: int | None = None,
+        lease: Lease | None = None,
         transcript: Sequence[TranscriptEntry] = (),
-        release: Lease | None = None,
+        release: bool = False,
     ) -> ConversationRecord:
-        """Compare-and-save by version (appending ``transcript``, then giving ``release`` up); see
-        :class:`~sessionforce.store.Store`."""
-        self._check_fence(record.conversation_id, fence)
-        current = self._records.get(record.conversation_id)
+        """Compare-and-save by version under the exact lease (appending ``transcript``, then giving the
+        lease up with ``release``); see :class:`~sessionforce.store.Store`."""
+        cid = record.conversation_id
+        check_write(cid, lease, release)
+        if lease is not None:
+            self._check_lease(cid, lease)
+        current = self._records.get(cid)
         stored_version = current.version if current is not None else 0
         if stored_version != record.version:
-            raise StaleRecord(
-                f"Conversation {record.conversation_id!r} was saved by someone else (version {stored_version}, "
-                f"this write expected {record.version}). What to do: reload it and apply the change again."
-            )
+            raise stale_record(cid, record.version, stored_version)
+        lines = _lines(transcript)  # before any change: an entry that cannot be stored changes nothing
         saved = record.replace(version=record.version + 1)
-        self._records[record.conversation_id] = saved
-        if transcript:
-            self._append(record.conversation_id, transcript)
-        if release is not None:
-            self._release(release)
+        self._records[cid] = saved
+        if lines:
+            self._append(cid, lines)
+        if release and lease is not None:
+            self._release(lease)
         return saved
 
     async def append_transcript(
-        self, conversation_id: str, entry: TranscriptEntry, *, fence: int | None = None
+        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None
     ) -> None:
-        """Append one transcript entry."""
-        self._check_fence(conversation_id, fence)
-        self._append(conversation_id, (entry,))
+        """Append one transcript entry (with ``lease``: only while it is exactly the current one)."""
+        check_write(conversation_id, lease)
+        if lease is not None:
+            self._check_lease(conversation_id, lease)
+        self._append(conversation_id, _lines((entry,)))
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
         lines = bytes(self._transcripts.get(conversation_id, b"")).splitlines()  # JSON escapes line breaks
         return [TranscriptEntry.from_json(line) for line in lines]
 
-    def _append(self, conversation_id: str, entries: Sequence[TranscriptEntry]) -> None:
+    def _append(self, conversation_id: str, lines: bytes) -> None:
         buffer = self._transcripts.get(conversation_id)
         if buffer is None:
             buffer = self._transcripts[conversation_id] = bytearray()
-        for entry in entries:
-            buffer += entry.to_json().encode()
-            buffer += b"\n"
+        buffer += lines
 
     async def list_conversations(
         self,
@@ -111,57 +120,60 @@ class MemoryStore:
         return found[:limit]
 
     async def delete(self, conversation_id: str) -> None:
-        """Forget the record, its transcript and its lease."""
+        """Forget the record, its transcript and its lease (the fence counter stays)."""
         self._records.pop(conversation_id, None)
         self._transcripts.pop(conversation_id, None)
-        self._leases.pop(conversation_id, None)
+        if self._leases.pop(conversation_id, None) is not None:
+            self._wake(conversation_id)
 
-    async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
-        """Take the lease, waiting up to ``wait`` seconds for the holder to release it or expire."""
-        if ttl <= 0:
-            raise InvalidArgument(f"ttl must be a number of seconds greater than 0, got {ttl!r}.")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            now = self._clock()
-            held = self._leases.get(conversation_id)
-            if held is None or held.expires_at <= now:
-                fence = self._fences.get(conversation_id, 0) + 1
-                self._fences[conversation_id] = fence
-                lease = Lease(conversation_id, owner, fence, now + ttl)
-                self._leases[conversation_id] = lease
-                return lease
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise ConversationBusy(
-                    f"Conversation {conversation_id!r} stayed busy for {wait:.1f}s (a turn by {held.owner} holds it). "
-                    "What to do: retry later, or raise the wait bound (lock_wait)."
-                )
-            event = self._released.setdefault(conversation_id, asyncio.Event())
-            try:
-                async with asyncio.timeout(min(remaining, max(held.expires_at - now, 0.001))):
-                    await event.wait()
-            except TimeoutError:
-                pass
+    async def try_acquire(self, conversation_id: str, *, owner: str, ttl: float) -> Lease | float:
+        """A new lease, or how long the current holder's lasts (see :class:`~sessionforce.store.Store`)."""
+        check_ttl(ttl)
+        now = self._clock()
+        held = self._leases.get(conversation_id)
+        if held is not None and held.expires_at > now and held.owner != owner:
+            return Held(held.expires_at - now, held.owner)
+        fence = self._fences[conversation_id] = next_fence(self._fences.get(conversation_id, 0))
+        lease = self._leases[conversation_id] = Lease(conversation_id, owner, fence, now + ttl)
+        return lease
+
+    async def wait_released(self, conversation_id: str, timeout: float) -> None:  # noqa: ASYNC109 (protocol)
+        """Return at the conversation's next release here, or after ``timeout`` seconds."""
+        if timeout <= 0:
+            return
+        event = self._released.get(conversation_id)
+        if event is None:
+            event = self._released[conversation_id] = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     async def renew(self, lease: Lease, *, ttl: float) -> Lease:
-        """Extend a held lease."""
-        self._check_fence(lease.conversation_id, lease.fence)
+        """Extend ``lease``; ``LeaseLost`` unless it is exactly the current, unexpired one."""
+        check_ttl(ttl)
+        self._check_lease(lease.conversation_id, lease)
         renewed = Lease(lease.conversation_id, lease.owner, lease.fence, self._clock() + ttl)
         self._leases[lease.conversation_id] = renewed
         return renewed
 
     async def release(self, lease: Lease) -> None:
-        """Give the lease up; a no-op when it was lost."""
+        """Give ``lease`` up; a no-op unless it is exactly the current one."""
         self._release(lease)
 
     def _release(self, lease: Lease) -> None:
         held = self._leases.get(lease.conversation_id)
-        if held is not None and held.fence == lease.fence:
+        if held is not None and held.fence == lease.fence and held.owner == lease.owner:
             del self._leases[lease.conversation_id]
-            event = self._released.pop(lease.conversation_id, None)
-            if event is not None:
-                event.set()
+            self._wake(lease.conversation_id)
+
+    def _wake(self, conversation_id: str) -> None:
+        event = self._released.pop(conversation_id, None)
+        if event is not None:
+            event.set()
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+
+def _lines(entries: Sequence[TranscriptEntry]) -> bytes:
+    return b"".join(entry.to_json().encode() + b"\n" for entry in entries) if entries else b""

@@ -2,9 +2,9 @@
 
 A store keeps one :class:`ConversationRecord` per conversation (compare-and-save by ``version``), an
 append-only transcript per conversation, and a lease per conversation that makes turns one at a time
-across processes and machines. Leases carry a fencing token: every write made under a lease names its
-fence, and the store refuses it once a newer lease exists, so a worker that stalled past its lease can
-never overwrite the work of the worker that took over.
+across processes and machines. Every write made under a lease carries the whole lease (owner and fencing
+token), and the store refuses it unless that exact lease is the current one, so a worker that stalled past
+its lease can never overwrite the work of the worker that took over, even after the store lost its state.
 
 Times are wall-clock seconds (``time.time()``), since several processes and machines must agree on them.
 """
@@ -17,13 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from sessionforce._version import __version__
+from sessionforce.errors._build import corrupt_record, unstorable
 
 __all__ = [
     "ConversationRecord",
     "ConversationStatus",
+    "Held",
     "Lease",
     "PendingTurn",
     "SessionInfo",
@@ -63,8 +66,15 @@ class _Value:
         return copied
 
     def to_json(self) -> str:
-        """The JSON text stores keep."""
-        return _adapter(type(self)).dump_json(self).decode()
+        """The JSON text stores keep. A value JSON cannot hold (a lone surrogate in a text, an object in
+        ``metadata``) raises :class:`~sessionforce.errors.InvalidArgument`."""
+        try:
+            return _adapter(type(self)).dump_json(self).decode()
+        except PydanticSerializationError as exc:
+            raise unstorable(self._described(), exc) from None
+
+    def _described(self) -> str:
+        return "transcript entry" if isinstance(self, TranscriptEntry) else type(self).__name__
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for printing and exports)."""
@@ -75,6 +85,17 @@ class _Value:
     def from_json(cls, data: str | bytes) -> Self:
         """Read one back (validated: a store's content is input like any other)."""
         value: Self = _adapter(cls).validate_json(data)
+        return value
+
+    @classmethod
+    def from_stored(cls, data: str | bytes, *, store: str, conversation_id: str) -> Self:
+        """:meth:`from_json` for a store reading its own rows: a damaged one raises
+        :class:`~sessionforce.errors.CorruptRecord` naming the conversation and ``store``."""
+        try:
+            value: Self = _adapter(cls).validate_json(data)
+        except ValidationError as exc:
+            what = "transcript" if cls is TranscriptEntry else "record"
+            raise corrupt_record(store, conversation_id, what, exc) from None
         return value
 
 
@@ -164,6 +185,9 @@ class ConversationRecord(_Value):
     version: int = 0
     """Compare-and-save counter: 0 for a record not yet stored; the store bumps it on each save."""
 
+    def _described(self) -> str:
+        return f"record of conversation {self.conversation_id!r}"
+
     def current_session(self) -> SessionInfo | None:
         """The :class:`SessionInfo` of the live session, if any."""
         if self.session_id is None:
@@ -197,10 +221,40 @@ class TranscriptEntry(_Value):
 class Lease:
     """The right to run one turn on a conversation, until ``expires_at`` unless renewed.
 
-    ``fence`` grows with every new lease on the conversation; stores refuse writes with an older one.
+    ``owner`` names the holder; ``fence`` grows with every new lease on the conversation and never goes
+    back. Stores accept a write made under a lease only while exactly this owner and fence hold it.
+    ``expires_at`` is the holder's own reckoning (its clock when it asked, plus the ttl).
     """
 
     conversation_id: str
     owner: str
     fence: int
     expires_at: float
+
+
+class Held(float):
+    """What :meth:`Store.try_acquire <sessionforce.store.Store.try_acquire>` answers when someone else holds
+    the lease: the seconds until that lease expires (it *is* that ``float``), and who holds it (``owner``,
+    named in the :class:`~sessionforce.errors.ConversationBusy` message)."""
+
+    __slots__ = ("owner",)
+    owner: str
+
+    def __new__(cls, seconds: float, owner: str) -> Held:
+        """``seconds`` until the lease held by ``owner`` expires (at least a millisecond)."""
+        held = super().__new__(cls, max(seconds, 0.001))
+        held.owner = owner
+        return held
+
+    def __repr__(self) -> str:
+        return f"Held({float(self)!r}, owner={self.owner!r})"
+
+
+def next_fence(last: int, now: float | None = None) -> int:
+    """The fence to hand out after ``last``. With ``now`` (the backend's clock, in seconds) it is at least
+    ``now`` in microseconds, so a backend that lost its counter (restarted empty, restored from a backup,
+    failed over) still hands out fences above every earlier one, as long as its clock did not step back by
+    more than the time since that fence was handed out."""
+    if now is None:
+        return last + 1
+    return max(last + 1, int(now * 1_000_000))

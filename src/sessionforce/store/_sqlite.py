@@ -20,12 +20,18 @@ Schema (``PRAGMA user_version`` = 2)::
     transcript(id INTEGER PK, conversation_id, entry JSON)   index (conversation_id, id)
     leases(conversation_id PK, fence, owner, expires_at)
         one row per conversation ever leased; ``fence`` only grows (release and delete keep the row
-        and set ``expires_at`` to 0), so a write fenced by an old lease is refused forever.
+        and set ``expires_at`` to 0), so a write fenced by an old lease is refused forever. A fenced
+        write also checks ``owner``: a lease is the pair, exactly.
+
+Waiting for a lease polls (the shared loop in :mod:`._lease_wait`); a release through the same store
+object wakes its local waiters at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -33,10 +39,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sessionforce.errors import ConversationBusy, InvalidArgument, StoreUnavailable
+from sessionforce.errors import CorruptRecord, InvalidArgument, StoreUnavailable
+from sessionforce.errors._build import lease_lost, store_unavailable, unstorable
+from sessionforce.store._lease_wait import check_ttl, check_write
+from sessionforce.store._protocol import Store
 from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
 from sessionforce.store._sqlite_schema import (
-    _FENCE_OK,
+    _LEASE_OK,
     _LIST_SQL,
     _RELEASE,
     _SCHEMA,
@@ -47,7 +56,6 @@ from sessionforce.store._sqlite_schema import (
     _fetch_all,
     _fetch_one,
     _is_busy,
-    _lease_lost,
     _save_tx,
     _write,
 )
@@ -56,11 +64,19 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("sessionforce.store")
+
+_ADVICE = (
+    "check that the directory exists and is writable, that the disk has room, that the file is a sessionforce "
+    "database on a local disk (not a network share), and that no process holds it locked; or choose another "
+    "file with SESSIONFORCE_STORE=sqlite:///path/to/file.db"
+)
+
 # Bound on the column hints kept (a hint is dropped at the end of each turn; reads alone can add more).
 _COLUMN_HINTS = 4096
 
 
-class SQLiteStore:
+class SQLiteStore(Store):
     """A :class:`~sessionforce.store.Store` in one SQLite file, safe for several processes at once.
 
     ``busy_timeout`` is how long (seconds) one call keeps retrying a database locked by another process
@@ -95,19 +111,18 @@ class SQLiteStore:
 
     # -- plumbing -------------------------------------------------------------------------------------
 
+    @property
+    def _name(self) -> str:
+        return f"SQLite {str(self.path)!r}"
+
     def _unavailable(self, exc: BaseException, doing: str) -> StoreUnavailable:
-        return StoreUnavailable(
-            f"The SQLite store {str(self.path)!r} cannot be used while {doing} ({exc}); nothing was sent "
-            "to the agent. What to do: check that the directory exists and is writable, that the file is a "
-            "sessionforce database on a local disk (not a network share), and that no process holds it "
-            "locked; or choose another file with SESSIONFORCE_STORE=sqlite:///path/to/file.db."
-        )
+        return store_unavailable(self._name, doing, exc, advice=_ADVICE)
 
     def _open_sync(self) -> sqlite3.Connection:
         if sqlite3.sqlite_version_info < (3, 24, 0):
-            raise StoreUnavailable(
-                f"The SQLite store needs SQLite 3.24 or newer (upsert); this Python has {sqlite3.sqlite_version}. "
-                "What to do: use a newer Python build, or another store (memory:// or redis://)."
+            raise store_unavailable(
+                self._name, "opening it", f"it needs SQLite 3.24 or newer; this Python has {sqlite3.sqlite_version}",
+                advice="use a newer Python build, or another store (memory:// or redis://)",
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,9 +146,9 @@ class SQLiteStore:
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
-            raise StoreUnavailable(
-                f"The SQLite store {str(self.path)!r} has schema version {version}, newer than this sessionforce "
-                f"knows ({SCHEMA_VERSION}). What to do: upgrade sessionforce, or use another file."
+            raise store_unavailable(
+                self._name, "opening it", f"schema version {version}, newer than this sessionforce knows "
+                f"({SCHEMA_VERSION})", advice="upgrade sessionforce, or use another file",
             )
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -171,6 +186,8 @@ class SQLiteStore:
                     raise self._unavailable(exc, f"waiting {self._busy_timeout:g}s for another process's lock") from exc
             except sqlite3.DatabaseError as exc:
                 raise self._unavailable(exc, "reading it") from exc
+            except UnicodeEncodeError as exc:  # binding a str that is not Unicode text (a lone surrogate)
+                raise unstorable(f"conversation id {exc.object!r}", exc) from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -183,7 +200,7 @@ class SQLiteStore:
         )
         if row is None:
             return None
-        record = ConversationRecord.from_json(row[0])
+        record = ConversationRecord.from_stored(row[0], store=self._name, conversation_id=conversation_id)
         self._remember(conversation_id, record.version, str(record.status), record.last_activity_at)
         return record
 
@@ -191,28 +208,29 @@ class SQLiteStore:
         self,
         record: ConversationRecord,
         *,
-        fence: int | None = None,
+        lease: Lease | None = None,
         transcript: Sequence[TranscriptEntry] = (),
-        release: Lease | None = None,
+        release: bool = False,
     ) -> ConversationRecord:
-        """Compare-and-save, fence and version checked (``transcript`` appended and ``release`` given up)
-        in one transaction; see ``Store``."""
+        """Compare-and-save, lease and version checked (``transcript`` appended and, with ``release``, the
+        lease given up) in one transaction; see ``Store``."""
+        check_write(record.conversation_id, lease, release)
         saved = record.replace(version=record.version + 1)
         conversation_id, status, last_activity_at = record.conversation_id, str(saved.status), saved.last_activity_at
         await self._run(
             _save_tx,
             conversation_id,
             record.version,
-            fence,
+            lease,
             self._clock(),
             status,
             last_activity_at,
             saved.to_json(),
             [entry.to_json() for entry in transcript],
             self._columns.get(conversation_id) == (record.version, status, last_activity_at),
-            None if release is None else release.fence,
+            release,
         )
-        if release is None:
+        if not release:
             self._remember(conversation_id, saved.version, status, last_activity_at)
         else:
             self._columns.pop(conversation_id, None)
@@ -220,25 +238,27 @@ class SQLiteStore:
         return saved
 
     async def append_transcript(
-        self, conversation_id: str, entry: TranscriptEntry, *, fence: int | None = None
+        self, conversation_id: str, entry: TranscriptEntry, *, lease: Lease | None = None
     ) -> None:
-        """Append one transcript entry (refused with ``LeaseLost`` when ``fence`` is not the live lease's)."""
-        if fence is None:
+        """Append one transcript entry (with ``lease``: only while it is exactly the current one)."""
+        check_write(conversation_id, lease)
+        if lease is None:
             sql = "INSERT INTO transcript (conversation_id, entry) VALUES (?, ?)"
             args: tuple[Any, ...] = (conversation_id, entry.to_json())
         else:
-            # One statement, so the fence check and the insert are one atomic step.
-            sql = f"INSERT INTO transcript (conversation_id, entry) SELECT ?, ? WHERE {_FENCE_OK}"
-            args = (conversation_id, entry.to_json(), conversation_id, fence, self._clock())
+            # One statement, so the lease check and the insert are one atomic step.
+            sql = f"INSERT INTO transcript (conversation_id, entry) SELECT ?, ? WHERE {_LEASE_OK}"
+            args = (conversation_id, entry.to_json(), conversation_id, lease.fence, lease.owner, self._clock())
         if await self._run(_write, sql, args) != 1:
-            raise _lease_lost(conversation_id, fence or 0)
+            raise lease_lost(conversation_id, lease)
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         """The whole transcript, oldest first."""
         rows = await self._run(
             _fetch_all, "SELECT entry FROM transcript WHERE conversation_id = ? ORDER BY id", (conversation_id,)
         )
-        return [TranscriptEntry.from_json(entry) for (entry,) in rows]
+        name = self._name
+        return [TranscriptEntry.from_stored(entry, store=name, conversation_id=conversation_id) for (entry,) in rows]
 
     async def list_conversations(
         self,
@@ -259,7 +279,7 @@ class SQLiteStore:
         args.append(limit)
         sql = _LIST_SQL[(status is not None, idle_for is not None)]
         rows = await self._run(_fetch_all, sql, tuple(args))
-        return [ConversationRecord.from_json(row[0]) for row in rows]
+        return _readable(rows, self._name)
 
     async def delete(self, conversation_id: str) -> None:
         """Forget the record, its transcript and its lease (the fence counter stays, so old fences stay dead)."""
@@ -267,50 +287,40 @@ class SQLiteStore:
         self._columns.pop(conversation_id, None)
         self._wake(conversation_id)
 
-    async def acquire(self, conversation_id: str, *, owner: str, ttl: float, wait: float) -> Lease:
-        """Take the lease, polling (2 ms growing to 50 ms) for up to ``wait`` seconds while another holds it.
+    async def try_acquire(self, conversation_id: str, *, owner: str, ttl: float) -> Lease | float:
+        """A new lease, or how long the current holder's lasts (one upsert; see ``Store``)."""
+        check_ttl(ttl)
+        now = self._clock()
+        return await self._run(_acquire_tx, conversation_id, owner, now, now + ttl)
 
-        A release by this same store object wakes its waiters at once; other processes are seen by polling.
-        """
-        if not ttl > 0:
-            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(wait, 0.0)
-        delay = 0.002
-        while True:
-            now = self._clock()
-            got = await self._run(_acquire_tx, conversation_id, owner, now, now + ttl)
-            if isinstance(got, Lease):
-                return got
-            holder, expires_at = got
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise ConversationBusy(
-                    f"Conversation {conversation_id!r} stayed busy for {wait:.1f}s (a turn by {holder} holds it "
-                    f"in {str(self.path)!r}). What to do: retry later, or raise the wait bound (lock_wait)."
-                )
-            event = self._released.setdefault(conversation_id, asyncio.Event())
-            try:
-                async with asyncio.timeout(min(delay, remaining, max(expires_at - now, 0.001))):
-                    await event.wait()
-            except TimeoutError:
-                pass
-            delay = min(delay * 1.5, 0.05)
+    async def wait_released(self, conversation_id: str, timeout: float) -> None:  # noqa: ASYNC109 (protocol)
+        """Return at a release through this store object, or after ``timeout`` seconds (other processes'
+        releases are seen by the next poll)."""
+        if timeout <= 0:
+            return
+        event = self._released.get(conversation_id)
+        if event is None:
+            event = self._released[conversation_id] = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     async def renew(self, lease: Lease, *, ttl: float) -> Lease:
-        """Extend a held lease; ``LeaseLost`` if it expired or was taken over."""
-        if not ttl > 0:
-            raise InvalidArgument(f"ttl={ttl!r}: a lease needs a positive time to live in seconds.")
+        """Extend ``lease``; ``LeaseLost`` unless it is exactly the current, unexpired one."""
+        check_ttl(ttl)
         now = self._clock()
-        sql = "UPDATE leases SET expires_at = ? WHERE conversation_id = ? AND fence = ? AND expires_at > ?"
-        if await self._run(_write, sql, (now + ttl, lease.conversation_id, lease.fence, now)) != 1:
-            raise _lease_lost(lease.conversation_id, lease.fence)
+        sql = (
+            "UPDATE leases SET expires_at = ? WHERE conversation_id = ? AND fence = ? AND owner = ? "
+            "AND expires_at > ?"
+        )
+        if await self._run(_write, sql, (now + ttl, lease.conversation_id, lease.fence, lease.owner, now)) != 1:
+            raise lease_lost(lease.conversation_id, lease)
         return Lease(lease.conversation_id, lease.owner, lease.fence, now + ttl)
 
     async def release(self, lease: Lease) -> None:
-        """Give the lease up; a no-op when a newer lease replaced it."""
+        """Give ``lease`` up; a no-op unless it is exactly the current one."""
         self._columns.pop(lease.conversation_id, None)
-        if await self._run(_write, _RELEASE, (lease.conversation_id, lease.fence)):
+        if await self._run(_write, _RELEASE, (lease.conversation_id, lease.fence, lease.owner)):
             self._wake(lease.conversation_id)
 
     async def aclose(self) -> None:
@@ -330,3 +340,15 @@ class SQLiteStore:
         event = self._released.pop(conversation_id, None)
         if event is not None:
             event.set()
+
+
+def _readable(rows: list[Any], store: str) -> list[ConversationRecord]:
+    """The records of listed rows (data, conversation_id, ...); a damaged one is logged and left out, so it
+    never hides the others."""
+    records = []
+    for row in rows:
+        try:
+            records.append(ConversationRecord.from_stored(row[0], store=store, conversation_id=row[1]))
+        except CorruptRecord as exc:
+            logger.warning("left out of the listing: %s", exc)
+    return records

@@ -7,12 +7,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from sessionforce.errors import LeaseLost, StaleRecord
-from sessionforce.store._records import ConversationStatus, Lease
+from sessionforce.errors._build import lease_lost, stale_record
+from sessionforce.store._records import ConversationStatus, Held, Lease
 
 __all__ = [
     "SCHEMA_VERSION",
-    "_FENCE_OK",
+    "_LEASE_OK",
     "_LIST_SQL",
     "_RELEASE",
     "_SCHEMA",
@@ -22,7 +22,6 @@ __all__ = [
     "_fetch_all",
     "_fetch_one",
     "_is_busy",
-    "_lease_lost",
     "_save_tx",
     "_write",
 ]
@@ -57,20 +56,24 @@ CREATE TABLE IF NOT EXISTS leases (
 # pass brings a file of any older version up to date.
 _UPGRADE = "DROP INDEX IF EXISTS conversations_activity"
 
-# A lease is live when its row has this fence and has not expired; shared by every fenced write.
-_FENCE_OK = "EXISTS (SELECT 1 FROM leases WHERE conversation_id = ? AND fence = ? AND expires_at > ?)"
+# A write's lease is the current one when the row has exactly its fence and owner and has not expired;
+# shared by every fenced write. Arguments: conversation id, fence, owner, now.
+_LEASE_OK = (
+    "EXISTS (SELECT 1 FROM leases WHERE conversation_id = ? AND fence = ? AND owner = ? AND expires_at > ?)"
+)
 
-# One static statement per filter combination (nothing user-given is formatted into SQL).
-# Without a status filter, one arm per status (statuses are our enum's values, never input), merged in order.
+# One static statement per filter combination (nothing user-given is formatted into SQL); rows are
+# (data, conversation_id, ...). Without a status filter, one arm per status (statuses are our enum's
+# values, never input), merged in order.
 _EVERY_STATUS = " UNION ALL ".join(
-    f"SELECT data, last_activity_at FROM conversations WHERE status = '{status.value}'{{where}}"
+    f"SELECT data, conversation_id, last_activity_at FROM conversations WHERE status = '{status.value}'{{where}}"
     for status in ConversationStatus
 )
 _LIST_SQL = {
     (False, False): _EVERY_STATUS.format(where="") + " ORDER BY last_activity_at LIMIT ?",
-    (True, False): "SELECT data FROM conversations WHERE status = ? ORDER BY last_activity_at LIMIT ?",
+    (True, False): "SELECT data, conversation_id FROM conversations WHERE status = ? ORDER BY last_activity_at LIMIT ?",
     (False, True): _EVERY_STATUS.format(where=" AND last_activity_at <= ?1") + " ORDER BY last_activity_at LIMIT ?2",
-    (True, True): "SELECT data FROM conversations WHERE status = ? AND last_activity_at <= ? "
+    (True, True): "SELECT data, conversation_id FROM conversations WHERE status = ? AND last_activity_at <= ? "
     "ORDER BY last_activity_at LIMIT ?",
 }
 
@@ -82,13 +85,6 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     if code is not None:
         return (code & 0xFF) in _BUSY_CODES
     return "locked" in str(exc) or "busy" in str(exc)
-
-
-def _lease_lost(conversation_id: str, fence: int) -> LeaseLost:
-    return LeaseLost(
-        f"The lease on conversation {conversation_id!r} was lost (fence {fence}); the write was refused. "
-        "What to do: nothing was overwritten; retry the turn, it will see the newer state."
-    )
 
 
 # -- transactions (run synchronously on the connection by SQLiteStore._run) ---------------------------
@@ -111,70 +107,72 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-# A save is one conditional write: the version and (when fenced) the live lease are checked by the write
+# A save is one conditional write: the version and (when fenced) the exact lease are checked by the write
 # itself, so it needs no transaction of its own unless transcript rows or a lease release go with it.
+# Arguments: ?1 id, ?2 status, ?3 last_activity_at, ?4 data, ?5 fence (NULL: unfenced), ?6 now,
+# ?7 expected version, ?8 owner.
+_LEASE_HELD = (
+    "(?5 IS NULL OR EXISTS (SELECT 1 FROM leases WHERE conversation_id = ?1 AND fence = ?5 AND owner = ?8 "
+    "AND expires_at > ?6))"
+)
 _INSERT_RECORD = (
     "INSERT OR IGNORE INTO conversations (conversation_id, version, status, last_activity_at, data) "
-    "SELECT ?, 1, ?, ?, ? WHERE (?5 IS NULL OR EXISTS (SELECT 1 FROM leases WHERE conversation_id = ?1 "
-    "AND fence = ?5 AND expires_at > ?6))"
+    f"SELECT ?1, 1, ?2, ?3, ?4 WHERE {_LEASE_HELD}"
 )
 _UPDATE_RECORD = (
     "UPDATE conversations SET version = ?7 + 1, status = ?2, last_activity_at = ?3, data = ?4 "
-    "WHERE conversation_id = ?1 AND version = ?7 AND (?5 IS NULL OR EXISTS (SELECT 1 FROM leases "
-    "WHERE conversation_id = ?1 AND fence = ?5 AND expires_at > ?6))"
+    f"WHERE conversation_id = ?1 AND version = ?7 AND {_LEASE_HELD}"
 )
 # The same write when the indexed columns already hold the new values (a turn's write-ahead changes only
 # the data). SQLite rewrites the index entries of every column named in SET, changed or not, so leaving
 # them out halves the write; the WHERE makes it apply only when they really are unchanged.
 _UPDATE_DATA = (
     "UPDATE conversations SET version = ?7 + 1, data = ?4 "
-    "WHERE conversation_id = ?1 AND version = ?7 AND status = ?2 AND last_activity_at = ?3 AND (?5 IS NULL "
-    "OR EXISTS (SELECT 1 FROM leases WHERE conversation_id = ?1 AND fence = ?5 AND expires_at > ?6))"
+    f"WHERE conversation_id = ?1 AND version = ?7 AND status = ?2 AND last_activity_at = ?3 AND {_LEASE_HELD}"
 )
-_RELEASE = "UPDATE leases SET owner = NULL, expires_at = 0 WHERE conversation_id = ? AND fence = ?"
+# Arguments: id, fence, owner. The row stays (with its fence) so old fences stay dead.
+_RELEASE = "UPDATE leases SET owner = NULL, expires_at = 0 WHERE conversation_id = ? AND fence = ? AND owner = ?"
 
 
 def _save_tx(
     conn: sqlite3.Connection,
     conversation_id: str,
     expected: int,
-    fence: int | None,
+    lease: Lease | None,
     now: float,
     status: str,
     last_activity_at: float,
     data: str,
     entries: list[str],
     columns_unchanged: bool,
-    release_fence: int | None,
+    release: bool,
 ) -> None:
-    args = (conversation_id, status, last_activity_at, data, fence, now, expected)
-    in_transaction = bool(entries) or release_fence is not None
+    fence, owner = (None, None) if lease is None else (lease.fence, lease.owner)
+    args = (conversation_id, status, last_activity_at, data, fence, now, expected, owner)
+    in_transaction = bool(entries) or release
     if in_transaction:
         conn.execute("BEGIN IMMEDIATE")
     try:
         if expected == 0:
-            saved = conn.execute(_INSERT_RECORD, args[:6]).rowcount == 1
+            saved = conn.execute(_INSERT_RECORD, args).rowcount == 1
         else:
             saved = columns_unchanged and conn.execute(_UPDATE_DATA, args).rowcount == 1
             saved = saved or conn.execute(_UPDATE_RECORD, args).rowcount == 1
         if not saved:
             # Refused: say why, lease first (as the write checks it first).
-            fence_ok = fence is None or conn.execute(f"SELECT {_FENCE_OK}", (conversation_id, fence, now)).fetchone()[0]
-            if not fence_ok:
-                raise _lease_lost(conversation_id, fence or 0)
+            if lease is not None and not conn.execute(
+                f"SELECT {_LEASE_OK}", (conversation_id, fence, owner, now)
+            ).fetchone()[0]:
+                raise lease_lost(conversation_id, lease)
             row = conn.execute("SELECT version FROM conversations WHERE conversation_id = ?", (conversation_id,))
-            stored = (row.fetchone() or (0,))[0]
-            raise StaleRecord(
-                f"Conversation {conversation_id!r} was saved by someone else (version {stored}, "
-                f"this write expected {expected}). What to do: reload it and apply the change again."
-            )
+            raise stale_record(conversation_id, expected, (row.fetchone() or (0,))[0])
         if entries:
             conn.executemany(
                 "INSERT INTO transcript (conversation_id, entry) VALUES (?, ?)",
                 [(conversation_id, entry) for entry in entries],
             )
-        if release_fence is not None:
-            conn.execute(_RELEASE, (conversation_id, release_fence))
+        if release:
+            conn.execute(_RELEASE, (conversation_id, fence, owner))
         if in_transaction:
             conn.execute("COMMIT")
     except BaseException:
@@ -182,25 +180,27 @@ def _save_tx(
         raise
 
 
-# Taking a lease is one conditional upsert: it inserts the first lease, or replaces an expired one with the
-# next fence; a live lease is left alone (no row changes). Once it is ours nobody else can change the row
-# until it expires, so reading the fence back afterwards is safe.
+# Taking a lease is one conditional upsert: it inserts the first lease, or replaces an expired one (or one
+# of the same owner's, which it lost track of) with the next fence; a live lease of another owner is left
+# alone (no row changes). The row is the fence counter: it is never deleted, so fences only grow while the
+# file lives. Once it is ours nobody else can change the row until it expires, so reading the fence back
+# afterwards is safe.
 _TAKE_LEASE = (
     "INSERT INTO leases (conversation_id, fence, owner, expires_at) VALUES (?1, 1, ?2, ?3) "
     "ON CONFLICT (conversation_id) DO UPDATE SET fence = fence + 1, owner = ?2, expires_at = ?3 "
-    "WHERE leases.expires_at <= ?4"
+    "WHERE leases.expires_at <= ?4 OR leases.owner = ?2"
 )
 
 
 def _acquire_tx(
     conn: sqlite3.Connection, conversation_id: str, owner: str, now: float, expires_at: float
-) -> Lease | tuple[str, float]:
-    """The new lease, or (holder, its expiry) when it is held."""
+) -> Lease | Held:
+    """The new lease, or how long the holder's lasts."""
     taken = conn.execute(_TAKE_LEASE, (conversation_id, owner, expires_at, now)).rowcount == 1
     row = conn.execute("SELECT fence, owner, expires_at FROM leases WHERE conversation_id = ?", (conversation_id,))
     fence, holder, holder_expires = row.fetchone()
     if not taken:
-        return holder, holder_expires
+        return Held(holder_expires - now, holder)
     return Lease(conversation_id, owner, fence, expires_at)
 
 
