@@ -3,7 +3,7 @@
  *   <script src="https://gw.example/widget.js" data-gateway="https://gw.example/"
  *           data-token-endpoint="/chat-token" data-title="Help" data-accent="#0b5cab" async></script>
  *
- * It draws a launcher button inside a closed shadow root (the host page's CSS cannot reach it) and, on
+ * It draws a launcher button inside a shadow root (the host page's CSS cannot reach it) and, on
  * first open, an iframe of the gateway's embed page (its own document: no host CSS, and its calls to the
  * gateway are same-origin, so no CORS set-up). The end-user token comes from the site's own token endpoint
  * (a POST answered by the site's backend, which calls the gateway's POST /v1/tokens) and is handed to
@@ -53,7 +53,7 @@ interface Grant {
       "bottom:0!important;width:0!important;height:0!important;z-index:2147483000!important;" +
       "visibility:visible!important;opacity:1!important;transform:none!important;",
   );
-  const shadow = host.attachShadow({ mode: "closed" });
+  const shadow = host.attachShadow({ mode: "open" });
   const css =
     `:host{all:initial}*{box-sizing:border-box}` +
     `.l{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;margin:0;` +
