@@ -205,9 +205,16 @@ export class Chat {
     }
   }
 
+  /** Applies one event, once. Afterwards the chat's root fires `sessionforce:event` (detail: id, type,
+   * data) so a host page can follow the conversation (analytics, tests) without reaching inside. */
   apply(event: GatewayEvent): void {
     if (this.seen.has(event.id)) return;
     this.seen.add(event.id);
+    this.dispatch(event);
+    this.view.root.dispatchEvent(new CustomEvent("sessionforce:event", { detail: event, bubbles: true }));
+  }
+
+  private dispatch(event: GatewayEvent): void {
     const data = event.data;
     switch (event.type) {
       case "user.message":

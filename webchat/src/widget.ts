@@ -63,6 +63,7 @@ interface Grant {
     `.p{position:fixed;right:20px;bottom:88px;width:380px;height:min(640px,calc(100vh - 110px));` +
     `border-radius:16px;overflow:hidden;box-shadow:0 12px 40px rgba(0,0,0,.28);background:#fff}` +
     `.p[hidden]{display:none}iframe{display:block;width:100%;height:100%;border:0;margin:0;padding:0}` +
+    `@media (prefers-color-scheme:dark){.p{background:#161a22}}` +
     `@media (max-width:520px){.p{right:0;bottom:0;width:100vw;height:100%;border-radius:0}.o .l{display:none}}` +
     `@media (prefers-reduced-motion:no-preference){.l{transition:transform .15s}.l:hover{transform:scale(1.06)}}`;
   const wrap = document.createElement("div");
