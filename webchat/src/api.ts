@@ -16,10 +16,14 @@ export class ApiError extends Error {
     this.name = "ApiError";
   }
 
-  /** True when sending the same request again (same client message id) is the right move. */
+  /** True when sending the same request again (same client message id) is the right move: no answer
+   * came, or the gateway says the turn was not sent and may be tried again (a turn that may have reached
+   * the agent is final: the gateway would answer a retry with the same outcome). */
   get retryable(): boolean {
-    return this.status === 0 || this.status === 409 || this.status === 429 || this.status === 503 ||
-      this.status === 502 || this.status === 504;
+    if (this.status === 0 || this.status === 429) return true;
+    if (this.status === 409) return this.code === "turn_in_progress";
+    if (this.delivery === "not_sent") return this.retryAfter !== null;
+    return this.status === 503 && this.delivery === null;
   }
 }
 
@@ -27,19 +31,23 @@ export async function errorFrom(response: Response): Promise<ApiError> {
   let code = `http_${response.status}`;
   let message = response.statusText || `HTTP ${response.status}`;
   let delivery: string | null = null;
+  let retryAfter: number | null = null;
   try {
-    const body = (await response.json()) as { error?: { code?: string; message?: string; delivery?: string } };
+    const body = (await response.json()) as {
+      error?: { code?: string; message?: string; delivery?: string; retry_after?: number };
+    };
     if (body.error) {
       code = body.error.code ?? code;
       message = body.error.message ?? message;
       delivery = body.error.delivery ?? null;
+      retryAfter = typeof body.error.retry_after === "number" ? body.error.retry_after : null;
     }
   } catch {
     // Not JSON (a proxy's error page): the status says enough.
   }
   const header = response.headers.get("Retry-After");
   const seconds = header === null ? NaN : Number(header);
-  return new ApiError(response.status, code, message, Number.isFinite(seconds) ? seconds : null, delivery);
+  return new ApiError(response.status, code, message, Number.isFinite(seconds) ? seconds : retryAfter, delivery);
 }
 
 /** fetch() that turns "no answer" into ApiError(status 0) and any non-2xx into ApiError(status). */
@@ -87,6 +95,11 @@ export class GatewayApi {
     if (lastEventId === "0") path += "?after=0";
     else headers["Last-Event-ID"] = lastEventId;
     return call(this.url(path), { method: "GET", headers, signal });
+  }
+
+  /** Makes sure a session is live, so the agent's greeting arrives (as an event) before the first turn. */
+  async start(): Promise<void> {
+    await call(this.url("/start"), { method: "POST", headers: this.headers({ "Content-Type": "application/json" }), body: "{}" });
   }
 
   async end(): Promise<void> {

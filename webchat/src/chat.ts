@@ -27,6 +27,8 @@ export interface ChatOptions {
   restart: (() => void) | null;
   close?: () => void;
   saveGrant?: (grant: TokenGrant) => void;
+  /** The conversation was just made (not a page reload of an existing one). */
+  fresh?: boolean;
 }
 
 interface UserEntry {
@@ -78,6 +80,9 @@ export class Chat {
     this.outbox = new Outbox(this.api, { state: (m, s, e) => this.sendState(m, s, e), reauthorize });
     this.stream = new EventStream(this.api, {
       event: (event) => this.apply(event),
+      notice: (type) => {
+        if (type === "history.truncated") this.view.notice("quiet", "Some earlier messages are no longer available.");
+      },
       status: (status, error) => this.linkStatus(status, error),
       reauthorize,
     });
@@ -91,6 +96,8 @@ export class Chat {
     this.listen(document, "visibilitychange", () => this.tokens.checkDue());
     this.stream.start();
     this.outbox.pump();
+    // A new conversation: start its session now, so the greeting shows before the user writes.
+    if (options.fresh) this.api.start().catch(() => undefined);
   }
 
   destroy(): void {
@@ -361,7 +368,10 @@ export class Chat {
     this.clearDrafts();
     this.view.setTyping(null);
     const entry = this.users.get(String(data.message_id ?? ""));
-    if (entry) entry.meta.textContent = "";
+    if (entry) {
+      entry.meta.textContent = "";
+      entry.item.dataset.state = "sent";
+    }
     this.awaiting = typeof data.awaiting === "string" ? data.awaiting : "message";
     this.view.setPlaceholder(PLACEHOLDERS[this.awaiting] ?? PLACEHOLDERS.message);
     if (this.awaiting === "ended") this.markEnded("The assistant ended the conversation.");
@@ -371,7 +381,10 @@ export class Chat {
     this.clearDrafts();
     this.view.setTyping(null);
     const error = (data.error ?? {}) as { message?: string; delivery?: string };
-    const entry = this.users.get(String(data.message_id ?? ""));
+    const id = String(data.message_id ?? "");
+    // Not sent, and this tab still holds the message: the outbox sends it again (same id) by itself.
+    if (this.outbox.has(id)) return;
+    const entry = this.users.get(id);
     if (entry) this.failed(entry, error.message ?? "the turn failed", error.delivery ?? "maybe_delivered");
     else this.view.notice("error", error.message ?? "A message could not be answered.");
   }

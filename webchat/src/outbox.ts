@@ -33,6 +33,11 @@ export class Outbox {
     return this.items;
   }
 
+  /** True while the message still waits for the gateway's answer (it will be sent again if need be). */
+  has(id: string): boolean {
+    return this.items.some((m) => m.id === id);
+  }
+
   add(message: OutgoingMessage): void {
     this.items.push(message);
     this.save();
@@ -82,7 +87,7 @@ export class Outbox {
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
         if (err.status === 401 && (await this.hooks.reauthorize())) continue;
-        if (!err.retryable || this.delivered(err)) {
+        if (!err.retryable) {
           this.done(message);
           this.hooks.state(message, "failed", err);
           attempt = 0;
@@ -94,11 +99,6 @@ export class Outbox {
         await this.waiter.sleep(wait);
       }
     }
-  }
-
-  /** A 5xx that reports the turn's own fate is an answer: sending the same id again only repeats it. */
-  private delivered(err: ApiError): boolean {
-    return err.delivery !== null && err.status !== 409 && err.status !== 429;
   }
 
   private done(message: OutgoingMessage): void {

@@ -87,7 +87,7 @@ async function demoGrant(): Promise<TokenGrant | null> {
   }
 }
 
-async function startPage(fresh: boolean): Promise<void> {
+async function startPage(anew: boolean): Promise<void> {
   const store = sessionStore();
   const fromHash = params.get("token");
   let grant: TokenGrant | null = fromHash ? grantFromToken(fromHash) : null;
@@ -98,8 +98,9 @@ async function startPage(fresh: boolean): Promise<void> {
     if (!grant) return problem("The token in this address is not a gateway end-user token.");
   }
   const stored = readJson<TokenGrant & { demo?: boolean }>(store, STORE_KEY);
-  if (!grant && !fresh && usable(stored)) grant = stored;
+  if (!grant && !anew && usable(stored)) grant = stored;
   let demo = Boolean(!fromHash && (grant === null || stored?.demo));
+  let fresh = false;
   if (!grant) {
     grant = await demoGrant();
     if (!grant) {
@@ -109,10 +110,11 @@ async function startPage(fresh: boolean): Promise<void> {
       );
     }
     demo = true;
+    fresh = true;
   }
   const save = (g: TokenGrant): void => writeJson(store, STORE_KEY, { ...g, demo });
   save(grant);
-  start(grant, demo ? () => void startPage(true) : null, { saveGrant: save });
+  start(grant, demo ? () => void startPage(true) : null, { saveGrant: save, fresh });
   chat?.view.focusInput();
 }
 
@@ -123,7 +125,7 @@ function startEmbed(): void {
   const ask = (type: string): void => parentWindow.postMessage({ type }, "*");
   window.addEventListener("message", (event) => {
     if (event.source !== parentWindow || typeof event.data !== "object" || event.data === null) return;
-    const data = event.data as { type?: string; grant?: TokenGrant };
+    const data = event.data as { type?: string; grant?: TokenGrant; fresh?: boolean };
     if (data.type === "sessionforce:focus") chat?.view.focusInput();
     if (data.type !== "sessionforce:token" || !data.grant?.token || !data.grant.conversations?.length) return;
     const grant = data.grant;
@@ -135,6 +137,7 @@ function startEmbed(): void {
     start(grant, () => ask("sessionforce:new"), {
       closable: true,
       close: () => ask("sessionforce:close"),
+      fresh: data.fresh === true,
       tokenSource: () =>
         new Promise<TokenGrant>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error("no token from the embedding page")), 20_000);

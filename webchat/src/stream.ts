@@ -13,6 +13,8 @@ const SILENCE_MS = 40_000;
 
 export interface StreamHooks {
   event(event: GatewayEvent): void;
+  /** A frame without an id: about the stream, not part of the conversation's log. */
+  notice(type: string, data: Record<string, unknown>): void;
   status(status: LinkStatus, error?: ApiError): void;
   /** Asked after a 401: resolves true once a fresh token is in hand. */
   reauthorize(): Promise<boolean>;
@@ -105,14 +107,18 @@ export class EventStream {
             controller.abort();
             return;
           }
-          if (!Number.isFinite(id)) continue;
           let data: Record<string, unknown>;
           try {
             data = JSON.parse(raw.data) as Record<string, unknown>;
           } catch {
+            continue; // the stream's opening "retry:" frame, or something this chat cannot read
+          }
+          if (!Number.isFinite(id)) {
+            // Not a log event (e.g. history.truncated): shown, never counted as a position.
+            this.hooks.notice(raw.event, data);
             continue;
           }
-          this.cursor = String(id);
+          if (id > Number(this.cursor)) this.cursor = String(id);
           this.hooks.event({ id, type: raw.event, data });
         }
       }

@@ -117,7 +117,8 @@ interface Grant {
   async function sendGrant(conversation: string | null): Promise<void> {
     try {
       const body = await grant(conversation);
-      frame?.contentWindow?.postMessage({ type: "sessionforce:token", grant: body }, origin);
+      const fresh = body.conversations[0] !== conversation;
+      frame?.contentWindow?.postMessage({ type: "sessionforce:token", grant: body, fresh }, origin);
     } catch (err) {
       console.error("sessionforce widget: no token:", err);
     }
