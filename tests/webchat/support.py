@@ -80,8 +80,11 @@ class CutProxy:
 
     @staticmethod
     def _reset(s: socket.socket) -> None:
-        # SO_LINGER 0: close sends RST, as a cut connection does.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        # SO_LINGER 0: the connection ends with a reset, as a cut one does. shutdown() first: a bare close()
+        # would neither wake the pump thread blocked in recv() nor end the connection while it waits.
+        with contextlib.suppress(OSError):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.shutdown(socket.SHUT_RDWR)
         s.close()
 
     def cut(self) -> None:

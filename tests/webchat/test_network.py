@@ -42,7 +42,7 @@ class Requests:
 
     def __init__(self, page: Page) -> None:
         self.items: list[Request] = []
-        page.on("request", self.items.append)
+        page.on("request", lambda request: self.items.append(request))
 
     def posts(self) -> list[dict[str, Any]]:
         return [json.loads(r.post_data or "{}") for r in self.items
@@ -56,7 +56,7 @@ def open_chat(context: BrowserContext, url: str) -> tuple[Page, Requests]:
     context.add_init_script(RECORDER)
     page = context.new_page()
     requests = Requests(page)
-    page.goto(url + "/")
+    page.goto(url if "#" in url else url + "/")
     wait_online(page)
     return page, requests
 
@@ -161,7 +161,12 @@ def test_a_message_whose_answer_was_lost_is_retried_with_its_id(
     deadline = time.monotonic() + 10
     while len(slow.admin.turns()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
+    # Cut, and refuse new connections for a while: the browser's own silent retry fails too, so the
+    # chat has to send the message again itself.
+    proxy.refuse = True
     proxy.cut()
+    expect(page.locator(".sf-log .sf-user").last).to_have_attribute("data-state", "waiting")
+    proxy.refuse = False
     wait_answered(page, 3)
     assert [t["text"] for t in slow.admin.turns()] == ["first", "once only"]
     posts = [p for p in requests.posts() if p["text"] == "once only"]

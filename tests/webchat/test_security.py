@@ -80,7 +80,7 @@ def test_an_agent_reply_with_script_executes_nothing(
     assert dialogs == []
     log = page.locator(".sf-log")
     for tag in ("script", "img", "svg", "iframe", "details", "object", "embed", "style"):
-        expect(log.locator(tag)).to_have_count(0)
+        expect(log.locator(f".sf-bubble {tag}")).to_have_count(0)
     handlers = page.evaluate(
         "() => [...document.querySelectorAll('.sf-log *')].flatMap(el => [...el.attributes]"
         ".filter(a => a.name.startsWith('on') || /^\\s*(javascript|data):/i.test(a.value)).map(a => a.name))"

@@ -32,7 +32,8 @@ iframe { border: 30px solid red !important; }
 
 def host_page(gateway: RunningGateway) -> str:
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Acme Bikes</title><style>{HOSTILE_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Acme Bikes</title><style>{HOSTILE_CSS}</style></head>
 <body><h1>Acme Bikes</h1><p>Welcome to our shop.</p>
 <script src="{gateway.url}/widget.js" data-gateway="{gateway.url}/" data-token-endpoint="/chat-token"
         data-title="Acme help" data-accent="#0a7d38" async></script>
