@@ -83,7 +83,7 @@ def test_a_whole_conversation_streams_and_renders_every_kind_of_reply(
     wait_answered(page, 6)
     assert agent_texts(page)[-1] == "Shall I book a repair slot on next Friday?"
     yes = page.locator(".sf-log .sf-choices button", has_text="Yes")
-    page.screenshot(path=str(artifacts / "desktop-confirm.png"))
+    page.screenshot(path=str(artifacts / "desktop-confirm.png"), animations="disabled")
     yes.click()
     wait_answered(page, 7)
     assert agent_texts(page)[-1].startswith("Booked: your repair is on next Friday (booking RPR-")
@@ -99,7 +99,7 @@ def test_a_whole_conversation_streams_and_renders_every_kind_of_reply(
     send(page, "Can I talk to a human?")
     expect(page.locator(".sf-log .sf-notice-escalate")).to_have_count(1)
     wait_answered(page, 8)
-    page.screenshot(path=str(artifacts / "desktop.png"))
+    page.screenshot(path=str(artifacts / "desktop.png"), animations="disabled")
 
     # The agent ends the session: a notice, and no more input.
     send(page, "goodbye")
@@ -107,6 +107,8 @@ def test_a_whole_conversation_streams_and_renders_every_kind_of_reply(
     expect(page.locator("#sf-input")).to_be_disabled()
     expect(page.get_by_role("button", name="Start a new chat")).to_be_visible()
 
+    # However long the chat, the page itself never scrolls: only the message list does.
+    assert page.evaluate("() => document.documentElement.scrollHeight") == 760
     # Every user message shown once, every turn reached the agent once.
     assert user_texts(page) == [
         "What are your opening hours?", "Where is my order 42?", "Is there a warranty?",
@@ -138,7 +140,7 @@ def test_a_phone_sized_screen(new_context: Callable[..., BrowserContext], gatewa
         assert box is not None
         assert box["x"] >= 0
         assert box["x"] + box["width"] <= 390
-    page.screenshot(path=str(artifacts / "phone.png"))
+    page.screenshot(path=str(artifacts / "phone.png"), animations="disabled")
 
 
 def test_dark_mode_and_reduced_motion(new_context: Callable[..., BrowserContext], gateway: RunningGateway,
@@ -154,7 +156,7 @@ def test_dark_mode_and_reduced_motion(new_context: Callable[..., BrowserContext]
     assert max(red, green, blue) < 60, f"a dark surface, got {background}"
     text = page.locator(".sf-log .sf-agent .sf-text").first.evaluate("el => getComputedStyle(el).color")
     assert min(int(v) for v in text[text.index("(") + 1 : -1].split(",")[:3]) > 180, f"light text, got {text}"
-    page.screenshot(path=str(artifacts / "dark.png"))
+    page.screenshot(path=str(artifacts / "dark.png"), animations="disabled")
     # Reduced motion: nothing animates (the typing dots, new messages sliding in).
     send(page, "What are your opening hours?")
     animations = page.evaluate(

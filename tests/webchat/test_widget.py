@@ -89,7 +89,7 @@ def test_the_widget_renders_and_chats_under_hostile_css(context: BrowserContext,
     user = frame.locator(".sf-log .sf-user .sf-bubble").first
     assert user.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(10, 125, 56)"
     assert site.token_requests == [{"conversation": None}]
-    page.screenshot(path=str(artifacts / "widget.png"))
+    page.screenshot(path=str(artifacts / "widget.png"), animations="disabled")
 
     # Closing gives the focus back to the launcher; the conversation outlives a reload of the site.
     frame.get_by_role("button", name="Close chat").click()
