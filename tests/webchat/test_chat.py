@@ -25,10 +25,10 @@ from tests.webchat.support import (  # noqa: E402
 )
 
 
-def open_chat(context: BrowserContext, gateway: RunningGateway) -> Page:
+def open_chat(context: BrowserContext, gateway: RunningGateway, fragment: str = "") -> Page:
     context.add_init_script(RECORDER)
     page = context.new_page()
-    page.goto(gateway.url + "/")
+    page.goto(gateway.url + "/" + fragment)
     wait_online(page)
     return page
 
@@ -36,7 +36,8 @@ def open_chat(context: BrowserContext, gateway: RunningGateway) -> Page:
 def test_a_whole_conversation_streams_and_renders_every_kind_of_reply(
     context: BrowserContext, gateway: RunningGateway, artifacts: Path
 ) -> None:
-    page = open_chat(context, gateway)
+    page = open_chat(context, gateway, "#title=Cog%20%26%20Chain%20Bikes&accent=%230b6e4f")
+    expect(page.locator(".sf-title")).to_have_text("Cog & Chain Bikes")
     send(page, "What are your opening hours?")
     wait_answered(page, 2)  # the greeting, then the answer
     texts = agent_texts(page)
