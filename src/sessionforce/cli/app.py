@@ -53,13 +53,14 @@ def root(
 def _register_commands() -> None:
     # Imported here so that `sessionforce --version` does not pay for every sub-command's imports; the
     # command modules themselves import their heavy dependencies (Rich, the client, the emulator) lazily.
-    from sessionforce.cli import chat, config_cmd, emulator_cmd, run_cmd, sessions_cmd
+    from sessionforce.cli import chat, config_cmd, emulator_cmd, run_cmd, serve_cmd, sessions_cmd
 
     chat.register(app)
     run_cmd.register(app)
     sessions_cmd.register(app)
     config_cmd.register(app)
     emulator_cmd.register(app)
+    serve_cmd.register(app)
 
 
 def main() -> None:
