@@ -68,7 +68,9 @@ class PageProblems:
 
 
 @pytest.fixture
-def new_context(browser: Browser, start_gateway: Callable[..., RunningGateway]) -> Iterator[Callable[..., BrowserContext]]:
+def new_context(
+    browser: Browser, start_gateway: Callable[..., RunningGateway]
+) -> Iterator[Callable[..., BrowserContext]]:
     """Makes browser contexts (closed after the test, before its gateways stop: no stream keeps them
     waiting); every page they open is watched for errors."""
     contexts: list[BrowserContext] = []

@@ -8,13 +8,15 @@ from tests.webchat.requirements import require_browser
 
 require_browser()
 
+import json  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from playwright.sync_api import BrowserContext, Page, expect  # noqa: E402
+from playwright.sync_api import BrowserContext, Page, Route, expect  # noqa: E402
 
 from tests.webchat.gateway import RunningGateway  # noqa: E402
 from tests.webchat.support import (  # noqa: E402
+    AGENT_TEXTS,
     RECORDER,
     agent_texts,
     recorded,
@@ -217,3 +219,48 @@ def test_what_a_screen_reader_is_told(context: BrowserContext, gateway: RunningG
     expect(log.locator("li.sf-agent")).to_have_count(2)
     expect(log.locator("li.sf-agent").last).to_contain_text("Assistant: We're open Tuesday to Saturday")
     expect(log.locator("li.sf-user").last).to_contain_text("You: What are your opening hours?")
+
+
+def _frames(*events: tuple[int, str, dict[str, object]]) -> str:
+    return "".join(f"id: {i}\nevent: {kind}\ndata: {json.dumps(data)}\n\n" for i, kind, data in events)
+
+
+def test_a_validation_failure_discards_the_streamed_text(context: BrowserContext, gateway: RunningGateway) -> None:
+    """The emulator never fails validation, so the gateway's events stream is replaced for this page by a
+    turn that does (the wire format of the contract), with one event delivered twice."""
+    turn = _frames(
+        (1, "session.started", {"session_id": "s", "resumed": False, "reason": None,
+                                "greeting": [{"type": "Inform", "id": "g1", "message": "Hello."}]}),
+        (2, "user.message", {"message_id": "m1", "text": "tell me", "type": "Text"}),
+        (3, "agent.progress", {"message": "Working on it", "indicator": "ACTION"}),
+        (4, "agent.text_chunk", {"message_id": "a1", "offset": 0, "text": "UNCHECKED "}),
+        (5, "agent.text_chunk", {"message_id": "a1", "offset": 10, "text": "draft"}),
+        (6, "agent.validation_failure", {"offset": 15, "reason": "content check"}),
+        (7, "agent.message", {"message": {"type": "Inform", "id": "a1", "message": "The checked answer."}}),
+        (7, "agent.message", {"message": {"type": "Inform", "id": "a1", "message": "The checked answer."}}),
+        (8, "turn.end", {"message_id": "m1", "awaiting": "message", "resumed": False}),
+    )
+    served: list[str] = []
+
+    def events(route: Route) -> None:
+        served.append(route.request.headers.get("last-event-id", ""))
+        body = "retry: 1000\n\n" + (turn if len(served) == 1 else "")
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    context.route("**/v1/conversations/*/events*", events)
+    context.add_init_script(RECORDER)
+    page = context.new_page()
+    page.goto(gateway.url + "/")  # (each canned stream ends at once: the status never settles "online")
+    expect(page.locator(AGENT_TEXTS)).to_have_count(2)
+    assert agent_texts(page) == ["Hello.", "The checked answer."]
+    log = {e["id"]: e for e in recorded(page)["events"]}
+    assert sorted(log) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert log[5]["draft"].strip() == "UNCHECKED draft", "the chunks were shown while they streamed"
+    assert log[6]["draft"] is None, "the validation failure took them away"
+    assert "UNCHECKED" not in page.locator(".sf-chat").inner_text()
+    expect(page.locator(".sf-typing")).to_be_hidden()
+    for _ in range(50):
+        if len(served) > 1:
+            break
+        page.wait_for_timeout(100)
+    assert served[1] == "8", "the stream re-attached after the last event it saw"
