@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.webchat.gateway import RunningGateway, run_gateway
+from tests.webchat.gateway import ChatGateway, run_gateway
 from tests.webchat.requirements import CHROMIUM, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class PageProblems:
 
 @pytest.fixture
 def new_context(
-    browser: Browser, start_gateway: Callable[..., RunningGateway]
+    browser: Browser, start_gateway: Callable[..., ChatGateway]
 ) -> Iterator[Callable[..., BrowserContext]]:
     """Makes browser contexts (closed after the test, before its gateways stop: no stream keeps them
     waiting); every page they open is watched for errors."""
@@ -96,12 +96,12 @@ def context(new_context: Callable[..., BrowserContext]) -> BrowserContext:
 
 
 @pytest.fixture
-def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
+def start_gateway() -> Iterator[Callable[..., ChatGateway]]:
     """Starts a gateway on its own emulator (stopped after the test); keyword arguments go to
     :func:`run_gateway` (e.g. ``agents=[...]`` for a scripted agent)."""
     running: list[Any] = []
 
-    def start(**options: Any) -> RunningGateway:
+    def start(**options: Any) -> ChatGateway:
         manager = run_gateway(**options)
         gateway = manager.__enter__()
         running.append(manager)
@@ -113,6 +113,6 @@ def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
 
 
 @pytest.fixture
-def gateway(start_gateway: Callable[..., RunningGateway]) -> RunningGateway:
+def gateway(start_gateway: Callable[..., ChatGateway]) -> ChatGateway:
     """A gateway on the emulator's demo agent."""
     return start_gateway()

@@ -1,29 +1,27 @@
-"""A real gateway for the browser tests: its ASGI app under uvicorn in a thread, on a free loopback port,
-talking to an emulator of its own (so tests read the emulator's counters and force expiries)."""
+"""A real gateway for the browser tests (the library's own ``run_gateway``: uvicorn in a thread on a free
+loopback port), talking to an emulator of its own (so tests read the emulator's counters and force expiries)."""
 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from sessionforce.emulator import RunningEmulator, run_emulator
-from sessionforce.gateway._app import GatewayConfig, create_app
-from sessionforce.gateway._config import GatewaySettings
+from sessionforce.gateway import GatewayConfig, GatewaySettings
+from sessionforce.gateway import run_gateway as serve_gateway
 from sessionforce.settings import ClientSettings
 from tests.support import Admin
 
 
 @dataclass
-class RunningGateway:
+class ChatGateway:
     """Where the gateway listens, its emulator (and admin surface), and the site's API key."""
 
     url: str
@@ -46,7 +44,7 @@ class RunningGateway:
 
 
 @contextmanager
-def run_gateway(agents: list[Any] | None = None, **settings: Any) -> Iterator[RunningGateway]:
+def run_gateway(agents: list[Any] | None = None, **settings: Any) -> Iterator[ChatGateway]:
     """A gateway (demo token route on, an API key for minting) on an emulator running ``agents`` (None:
     the demo agent). ``settings`` are :class:`GatewaySettings` fields."""
     with run_emulator(agents=agents) as emu:
@@ -55,20 +53,11 @@ def run_gateway(agents: list[Any] | None = None, **settings: Any) -> Iterator[Ru
                              client_secret=SecretStr(emu.client_secret), agent_id=emu.default_agent_id)
         config = GatewayConfig(org=org, store_url="memory://",
                                settings=GatewaySettings(api_key=[SecretStr(api_key)], demo=True, **settings))
-        server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=0, log_level="warning",
-                                               lifespan="on", timeout_graceful_shutdown=2))
-        thread = threading.Thread(target=server.run, daemon=True, name="webchat-gateway")
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
         admin = Admin(emu.url)
         try:
-            yield RunningGateway(f"http://127.0.0.1:{port}", port, emu, admin, api_key)
+            with serve_gateway(config) as running:
+                port = urlsplit(running.url).port
+                assert port is not None
+                yield ChatGateway(running.url, port, emu, admin, api_key)
         finally:
-            server.should_exit = True
-            thread.join(10)
             admin.http.close()

@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 
 from playwright.sync_api import BrowserContext, Page, Route, expect  # noqa: E402
 
-from tests.webchat.gateway import RunningGateway  # noqa: E402
+from tests.webchat.gateway import ChatGateway  # noqa: E402
 from tests.webchat.support import (  # noqa: E402
     AGENT_TEXTS,
     RECORDER,
@@ -27,7 +27,7 @@ from tests.webchat.support import (  # noqa: E402
 )
 
 
-def open_chat(context: BrowserContext, gateway: RunningGateway, fragment: str = "") -> Page:
+def open_chat(context: BrowserContext, gateway: ChatGateway, fragment: str = "") -> Page:
     context.add_init_script(RECORDER)
     page = context.new_page()
     page.goto(gateway.url + "/" + fragment)
@@ -36,7 +36,7 @@ def open_chat(context: BrowserContext, gateway: RunningGateway, fragment: str = 
 
 
 def test_a_whole_conversation_streams_and_renders_every_kind_of_reply(
-    context: BrowserContext, gateway: RunningGateway, artifacts: Path
+    context: BrowserContext, gateway: ChatGateway, artifacts: Path
 ) -> None:
     page = open_chat(context, gateway, "#title=Cog%20%26%20Chain%20Bikes&accent=%230b6e4f")
     expect(page.locator(".sf-title")).to_have_text("Cog & Chain Bikes")
@@ -120,7 +120,7 @@ def test_a_whole_conversation_streams_and_renders_every_kind_of_reply(
     assert [t["text"] for t in gateway.admin.turns()] == user_texts(page)
 
 
-def test_a_phone_sized_screen(new_context: Callable[..., BrowserContext], gateway: RunningGateway,
+def test_a_phone_sized_screen(new_context: Callable[..., BrowserContext], gateway: ChatGateway,
                               artifacts: Path) -> None:
     context = new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
                           has_touch=True)
@@ -146,7 +146,7 @@ def test_a_phone_sized_screen(new_context: Callable[..., BrowserContext], gatewa
     page.screenshot(path=str(artifacts / "phone.png"), animations="disabled")
 
 
-def test_dark_mode_and_reduced_motion(new_context: Callable[..., BrowserContext], gateway: RunningGateway,
+def test_dark_mode_and_reduced_motion(new_context: Callable[..., BrowserContext], gateway: ChatGateway,
                                       artifacts: Path) -> None:
     context = new_context(color_scheme="dark", reduced_motion="reduce")
     page = open_chat(context, gateway)
@@ -171,7 +171,7 @@ def test_dark_mode_and_reduced_motion(new_context: Callable[..., BrowserContext]
     wait_answered(page, 4)
 
 
-def test_keyboard_only(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_keyboard_only(context: BrowserContext, gateway: ChatGateway) -> None:
     page = open_chat(context, gateway)
     # The composer has the focus from the start: type and press Enter.
     page.keyboard.type("book a repair")
@@ -205,7 +205,7 @@ def test_keyboard_only(context: BrowserContext, gateway: RunningGateway) -> None
     assert page.evaluate("() => document.activeElement.textContent") == "End chat"
 
 
-def test_what_a_screen_reader_is_told(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_what_a_screen_reader_is_told(context: BrowserContext, gateway: ChatGateway) -> None:
     page = open_chat(context, gateway)
     log = page.get_by_role("log")
     expect(log).to_have_attribute("aria-live", "polite")
@@ -225,7 +225,7 @@ def _frames(*events: tuple[int, str, dict[str, object]]) -> str:
     return "".join(f"id: {i}\nevent: {kind}\ndata: {json.dumps(data)}\n\n" for i, kind, data in events)
 
 
-def test_a_validation_failure_discards_the_streamed_text(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_a_validation_failure_discards_the_streamed_text(context: BrowserContext, gateway: ChatGateway) -> None:
     """The emulator never fails validation, so the gateway's events stream is replaced for this page by a
     turn that does (the wire format of the contract), with one event delivered twice."""
     turn = _frames(

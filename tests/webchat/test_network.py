@@ -16,7 +16,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from playwright.sync_api import BrowserContext, Page, Request, expect  # noqa: E402
 
-from tests.webchat.gateway import RunningGateway  # noqa: E402
+from tests.webchat.gateway import ChatGateway  # noqa: E402
 from tests.webchat.support import (  # noqa: E402
     RECORDER,
     CutProxy,
@@ -67,18 +67,18 @@ def assert_each_event_once(page: Page) -> None:
 
 
 @pytest.fixture
-def slow(start_gateway: Callable[..., RunningGateway]) -> RunningGateway:
+def slow(start_gateway: Callable[..., ChatGateway]) -> ChatGateway:
     return start_gateway(agents=[SLOW_AGENT])
 
 
 @pytest.fixture
-def proxy(slow: RunningGateway) -> Iterator[CutProxy]:
+def proxy(slow: ChatGateway) -> Iterator[CutProxy]:
     p = CutProxy(slow.port)
     yield p
     p.close()
 
 
-def test_offline_in_the_middle_of_a_streamed_reply(context: BrowserContext, slow: RunningGateway) -> None:
+def test_offline_in_the_middle_of_a_streamed_reply(context: BrowserContext, slow: ChatGateway) -> None:
     page, _ = open_chat(context, slow.url)
     send(page, "first")
     wait_answered(page, 2)
@@ -103,7 +103,7 @@ def test_offline_in_the_middle_of_a_streamed_reply(context: BrowserContext, slow
     assert_each_event_once(page)
 
 
-def test_a_connection_cut_under_a_streamed_reply(context: BrowserContext, slow: RunningGateway,
+def test_a_connection_cut_under_a_streamed_reply(context: BrowserContext, slow: ChatGateway,
                                                  proxy: CutProxy) -> None:
     page, requests = open_chat(context, proxy.url)
     send(page, "first")
@@ -126,7 +126,7 @@ def test_a_connection_cut_under_a_streamed_reply(context: BrowserContext, slow: 
     assert_each_event_once(page)
 
 
-def test_a_message_typed_offline_is_sent_once_when_back(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_a_message_typed_offline_is_sent_once_when_back(context: BrowserContext, gateway: ChatGateway) -> None:
     page, requests = open_chat(context, gateway.url)
     send(page, "What are your opening hours?")
     wait_answered(page, 2)
@@ -151,7 +151,7 @@ def test_a_message_typed_offline_is_sent_once_when_back(context: BrowserContext,
 
 
 def test_a_message_whose_answer_was_lost_is_retried_with_its_id(
-    context: BrowserContext, slow: RunningGateway, proxy: CutProxy
+    context: BrowserContext, slow: ChatGateway, proxy: CutProxy
 ) -> None:
     page, requests = open_chat(context, proxy.url)
     send(page, "first")
@@ -175,7 +175,7 @@ def test_a_message_whose_answer_was_lost_is_retried_with_its_id(
     assert user_texts(page) == ["first", "once only"]
 
 
-def test_an_expired_session_is_resumed_with_a_quiet_notice(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_an_expired_session_is_resumed_with_a_quiet_notice(context: BrowserContext, gateway: ChatGateway) -> None:
     page, _ = open_chat(context, gateway.url)
     send(page, "my name is Ada")
     wait_answered(page, 2)
@@ -191,7 +191,7 @@ def test_an_expired_session_is_resumed_with_a_quiet_notice(context: BrowserConte
     assert [t["text"] for t in gateway.admin.turns()] == ["my name is Ada", "What are your opening hours?"]
 
 
-def test_the_token_is_refreshed_before_it_expires(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_the_token_is_refreshed_before_it_expires(context: BrowserContext, gateway: ChatGateway) -> None:
     grant = gateway.mint(ttl=4)
     page, requests = open_chat(context, f"{gateway.url}/#token={grant['token']}")
     assert "token=" not in page.url, "the token left the address bar"
@@ -205,7 +205,7 @@ def test_the_token_is_refreshed_before_it_expires(context: BrowserContext, gatew
     assert page.locator(".sf-status").get_attribute("data-state") == "online"
 
 
-def test_a_reload_shows_the_conversation_again_once(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_a_reload_shows_the_conversation_again_once(context: BrowserContext, gateway: ChatGateway) -> None:
     page, _ = open_chat(context, gateway.url)
     send(page, "What are your opening hours?")
     wait_answered(page, 2)

@@ -14,7 +14,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from playwright.sync_api import BrowserContext, Dialog, expect  # noqa: E402
 
-from tests.webchat.gateway import RunningGateway  # noqa: E402
+from tests.webchat.gateway import ChatGateway  # noqa: E402
 from tests.webchat.support import RECORDER, agent_texts, recorded, send, user_texts, wait_answered, wait_online  # noqa: E402
 
 PWN = "window.__sf.pwned.push"
@@ -47,7 +47,7 @@ HOSTILE_AGENT: dict[str, Any] = {
 
 @pytest.mark.parametrize("csp", ["page CSP on", "CSP bypassed"])
 def test_an_agent_reply_with_script_executes_nothing(
-    new_context: Callable[..., BrowserContext], start_gateway: Callable[..., RunningGateway], csp: str
+    new_context: Callable[..., BrowserContext], start_gateway: Callable[..., ChatGateway], csp: str
 ) -> None:
     gateway = start_gateway(agents=[HOSTILE_AGENT])
     context = new_context(bypass_csp=csp == "CSP bypassed")
@@ -96,7 +96,7 @@ def test_an_agent_reply_with_script_executes_nothing(
     assert page.url.startswith(gateway.url)
 
 
-def test_two_tabs_on_two_conversations_never_see_each_other(context: BrowserContext, gateway: RunningGateway) -> None:
+def test_two_tabs_on_two_conversations_never_see_each_other(context: BrowserContext, gateway: ChatGateway) -> None:
     context.add_init_script(RECORDER)
     first, second = context.new_page(), context.new_page()
     for page in (first, second):

@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from playwright.sync_api import BrowserContext, FrameLocator, Page, expect  # noqa: E402
 
-from tests.webchat.gateway import RunningGateway  # noqa: E402
+from tests.webchat.gateway import ChatGateway  # noqa: E402
 from tests.webchat.support import HostSite  # noqa: E402
 
 HOSTILE_CSS = """
@@ -30,7 +30,7 @@ iframe { border: 30px solid red !important; }
 """
 
 
-def host_page(gateway: RunningGateway) -> str:
+def host_page(gateway: ChatGateway) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Acme Bikes</title><style>{HOSTILE_CSS}</style></head>
@@ -41,7 +41,7 @@ def host_page(gateway: RunningGateway) -> str:
 
 
 @pytest.fixture
-def site(gateway: RunningGateway) -> Iterator[HostSite]:
+def site(gateway: ChatGateway) -> Iterator[HostSite]:
     host = HostSite(host_page(gateway), lambda conversation: gateway.mint([conversation] if conversation else None))
     yield host
     host.close()
@@ -58,7 +58,7 @@ def send_in(frame: FrameLocator, text: str, answers: int) -> None:
     expect(frame.locator(".sf-typing")).to_be_hidden()
 
 
-def test_the_widget_renders_and_chats_under_hostile_css(context: BrowserContext, gateway: RunningGateway,
+def test_the_widget_renders_and_chats_under_hostile_css(context: BrowserContext, gateway: ChatGateway,
                                                         site: HostSite, artifacts: Path) -> None:
     page = context.new_page()
     page.goto(site.url + "/")
