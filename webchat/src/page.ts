@@ -94,7 +94,8 @@ async function startPage(anew: boolean): Promise<void> {
   if (fromHash) {
     // Keep the token out of the history and out of anything that copies the address.
     params.delete("token");
-    history.replaceState(null, "", `${location.pathname}${location.search}${params.size ? `#${params}` : ""}`);
+    const rest = params.toString();
+    history.replaceState(null, "", `${location.pathname}${location.search}${rest ? `#${rest}` : ""}`);
     if (!grant) return problem("The token in this address is not a gateway end-user token.");
   }
   const stored = readJson<TokenGrant & { demo?: boolean }>(store, STORE_KEY);
