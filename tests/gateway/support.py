@@ -50,9 +50,11 @@ class SSE:
     id: str | None = None
 
 
-def read_sse(lines: Iterator[str], *, until: set[str] | None = None, limit: int = 10_000) -> list[SSE]:
-    """Events from SSE lines (comments skipped), stopping after an event whose type is in ``until``."""
-    events: list[SSE] = []
+def read_sse(lines: Iterator[str], *, until: set[str] | None = None, limit: int = 10_000,
+             into: list[SSE] | None = None) -> list[SSE]:
+    """Events from SSE lines (comments skipped), stopping after an event whose type is in ``until``; each is
+    also appended to ``into`` as soon as it is complete (kept should the stream then fail)."""
+    events: list[SSE] = [] if into is None else into
     kind, data, event_id = "message", [], None
     for line in lines:
         if line == "":

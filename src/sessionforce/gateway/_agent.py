@@ -142,10 +142,14 @@ class TurnCall:
         self._request = request
         self._emit = emit
         self.sent = False
+        self.ids: dict[str, Any] = {}
+        """The lifecycle's correlation keys of the turn once sent (for log records)."""
 
     def _hook(self, event: ConversationEvent) -> None:
         request = self._request
         if event.kind is EventKind.TURN_SENT:
+            self.ids = {"externalSessionKey": event.external_session_key, "sessionId": event.session_id,
+                        "sequenceId": event.sequence_id}
             if not self.sent:  # a resend on a new session (after a 404) is the same user message
                 self.sent = True
                 data: dict[str, Any] = {"message_id": request.message_id, "text": request.text, "type": request.type}

@@ -66,6 +66,20 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         self.ready.set()
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """As uvicorn's, but the signal is not raised again after the graceful shutdown: a drained gateway
+        exits 0, like other servers do on SIGTERM."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """A signal: drain first, then let uvicorn shut down."""
         self.gateway.begin_drain()

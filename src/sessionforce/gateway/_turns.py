@@ -193,6 +193,7 @@ class Turns:
             self._writer.publish(cid, kind, data, mid)
 
         call = self._agent.turn(request, emit)
+        started = asyncio.get_running_loop().time()
         # Most turns end well within a third of the ttl: a timer, and a renewing task only for long ones.
         renewal = asyncio.get_running_loop().call_later(self._settings.lease_ttl / 3, self._start_renewal, cid, mid,
                                                         owner)
@@ -206,8 +207,9 @@ class Turns:
         except (Exception, asyncio.CancelledError) as exc:
             failure = describe_failure(exc, call.sent)
             level = logging.INFO if failure.delivery == "not_sent" else logging.WARNING
-            logger.log(level, "message %s failed: %s (%s)", mid, failure.code, type(exc).__name__,
-                       extra={"conversationId": cid, "messageId": mid}, exc_info=failure.code == "internal_error")
+            logger.log(level, "message %s failed: %s, %s (%s)", mid, failure.code, failure.delivery,
+                       type(exc).__name__, extra={"conversationId": cid, "messageId": mid, **call.ids},
+                       exc_info=failure.code == "internal_error")
             terminal = ("turn.error", turn_error(mid, failure))
         finally:
             renewal.cancel()
@@ -223,6 +225,9 @@ class Turns:
             last_id = None
         events.append((last_id, *terminal))
         outcome = build_outcome(cid, mid, events)
+        if terminal[0] == "turn.end":
+            logger.info("message %s answered in %.0f ms", mid, (asyncio.get_running_loop().time() - started) * 1000,
+                        extra={"conversationId": cid, "messageId": mid, **call.ids})
         keep = outcome.delivery != "not_sent"  # nothing was sent: let a retry of this id run it afresh
         try:
             if not await self._state.settle(cid, mid, owner, outcome.to_json() if keep else None):

@@ -1,0 +1,156 @@
+"""Re-attach after a connection cut mid-stream: every missed event exactly once, on the same worker or on
+another one (two gateway processes sharing a Redis store); a worker killed mid-turn."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sessionforce.emulator import RunningEmulator
+from sessionforce.gateway import run_gateway
+from tests.gateway.support import SSE, Browser, ServeProcess, gateway_env, make_config, read_sse, serve_process
+from tests.support import Admin
+
+
+def _send_in_background(browser: Browser, message_id: str, text: str, answers: dict[str, Any]) -> threading.Thread:
+    def send() -> None:
+        try:
+            answers[message_id] = browser.send(message_id, text)
+        except httpx.HTTPError as exc:
+            answers[message_id] = exc
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def _cut_then_reattach(first: Browser, second: Browser, message_id: str, text: str) -> tuple[list[SSE], list[SSE]]:
+    """Open the stream on ``first``, send a slow turn, cut the stream after its first events, re-attach on
+    ``second`` (same conversation and token) from the last id seen; the events before and after the cut."""
+    answers: dict[str, Any] = {}
+    with first.events("0") as lines:
+        thread = _send_in_background(first, message_id, text, answers)
+        before = read_sse(lines, until={"agent.progress"})
+    # The connection is closed here, mid-turn: the agent is still working (the text comes later).
+    time.sleep(0.4)
+    with second.events(before[-1].id) as lines:
+        after = read_sse(lines, until={"turn.end"})
+    thread.join(15)
+    assert answers[message_id].status_code == 200
+    return before, after
+
+
+def _assert_exactly_once(before: list[SSE], after: list[SSE], everything: list[SSE]) -> None:
+    ids = [int(e.id) for e in before + after if e.id is not None]
+    assert ids == list(range(1, len(ids) + 1)), ids  # nothing missed, nothing twice, in order
+    assert [(e.id, e.event, e.data) for e in before + after] == [(e.id, e.event, e.data) for e in everything]
+    assert after[0].event == "agent.text_chunk" or after[0].event == "agent.message"
+    assert after[-1].event == "turn.end"
+
+
+def test_reattach_on_the_same_worker(emu: RunningEmulator) -> None:
+    Admin(emu.url).faults({"route": "stream_message", "latency_ms": 1200})
+    with run_gateway(make_config(emu)) as gateway:
+        browser = Browser.signed_in(gateway.url)
+        before, after = _cut_then_reattach(browser, browser, "m-1", "what are your opening hours?")
+        with browser.events("0") as lines:
+            everything = read_sse(lines, until={"turn.end"})
+    _assert_exactly_once(before, after, everything)
+
+
+@pytest.fixture
+def two_gateways(emu: RunningEmulator, tmp_path: Path, redis_url: str, redis_prefix: str
+                 ) -> Iterator[tuple[ServeProcess, ServeProcess]]:
+    """Two `sessionforce serve` processes (hosts, as far as they know) sharing one Redis."""
+    env = gateway_env(emu, tmp_path, SESSIONFORCE_GATEWAY_LEASE_TTL="3")
+    store = f"{redis_url}?prefix={redis_prefix}"
+    with serve_process(["--store", store], env, tmp_path / "a.log") as a, \
+            serve_process(["--store", store], env, tmp_path / "b.log") as b:
+        yield a, b
+
+
+def test_reattach_on_another_worker_mid_turn(emu: RunningEmulator, two_gateways: tuple[ServeProcess, ServeProcess]
+                                             ) -> None:
+    a, b = two_gateways
+    Admin(emu.url).faults({"route": "stream_message", "latency_ms": 1200})
+    on_a = Browser.signed_in(a.url)
+    on_b = Browser(b.url, on_a.token, on_a.conversation)
+    # The turn runs on A; the stream is cut there and picked up on B while A is still answering.
+    before, after = _cut_then_reattach(on_a, on_b, "m-1", "what are your opening hours?")
+    with on_b.events("0") as lines:
+        everything = read_sse(lines, until={"turn.end"})
+    _assert_exactly_once(before, after, everything)
+    # A retry of the same message on B is answered with A's outcome, and never reaches the agent again.
+    retried = on_b.send("m-1", "what are your opening hours?")
+    assert retried.status_code == 200
+    assert retried.json()["last_event_id"] == everything[-1].id
+    assert len([t for t in Admin(emu.url).turns() if t["text"] == "what are your opening hours?"]) == 1
+    assert Admin(emu.url).counters()["locked"] == 0
+
+
+def test_a_turn_sent_to_both_workers_at_once_runs_once(emu: RunningEmulator,
+                                                        two_gateways: tuple[ServeProcess, ServeProcess]) -> None:
+    a, b = two_gateways
+    Admin(emu.url).faults({"route": "stream_message", "latency_ms": 500})
+    on_a = Browser.signed_in(a.url)
+    on_b = Browser(b.url, on_a.token, on_a.conversation)
+    answers: dict[str, Any] = {}
+    threads = [threading.Thread(target=lambda w=w, name=n: answers.setdefault(name, w.send("m-1", "twice?")))
+               for n, w in (("a", on_a), ("b", on_b))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert answers["a"].status_code == answers["b"].status_code == 200
+    assert answers["a"].json() == answers["b"].json()
+    # And two different messages at once, one per worker: one turn at a time, never a 423.
+    threads = [threading.Thread(target=lambda w=w, name=n: answers.setdefault(name, w.send(name, f"msg {name}")))
+               for n, w in (("x", on_a), ("y", on_b))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert answers["x"].status_code == answers["y"].status_code == 200
+    assert {answers["x"].json()["turn"]["sequence_id"], answers["y"].json()["turn"]["sequence_id"]} == {2, 3}
+    texts = [t["text"] for t in Admin(emu.url).turns()]
+    assert sorted(texts) == ["msg x", "msg y", "twice?"]
+    assert Admin(emu.url).counters()["locked"] == 0
+
+
+def test_a_worker_killed_mid_turn(emu: RunningEmulator, two_gateways: tuple[ServeProcess, ServeProcess]) -> None:
+    a, b = two_gateways
+    admin = Admin(emu.url)
+    on_a = Browser.signed_in(a.url)
+    on_b = Browser(b.url, on_a.token, on_a.conversation)
+    assert on_a.send("m-0", "hello").status_code == 200
+    admin.faults({"route": "stream_message", "latency_ms": 2000, "times": 1})
+    answers: dict[str, Any] = {}
+    thread = _send_in_background(on_a, "m-1", "are you there?", answers)
+    deadline = time.monotonic() + 10
+    while not any(t["text"] == "are you there?" for t in admin.turns()):  # the agent has it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    a.stop(signal.SIGKILL)
+    thread.join(10)
+    assert isinstance(answers["m-1"], httpx.HTTPError)  # the browser lost its connection: it retries on B
+    retried = on_b.send("m-1", "are you there?")
+    assert retried.status_code == 504
+    assert retried.json()["error"]["code"] == "delivery_unknown"
+    assert retried.json()["error"]["delivery"] == "maybe_delivered"
+    assert on_b.send("m-1", "are you there?").json() == retried.json()  # the same outcome from now on
+    carried_on = on_b.send("m-2", "and now?")
+    assert carried_on.status_code == 200
+    texts = [t["text"] for t in admin.turns()]
+    assert texts.count("are you there?") == 1
+    assert texts.count("and now?") == 1
+    with on_b.events("0") as lines:
+        events = [e for _ in range(3) for e in read_sse(lines, until={"turn.end", "turn.error"})]
+    outcomes = [(e.event, e.data["message_id"]) for e in events if e.event in ("turn.end", "turn.error")]
+    assert outcomes == [("turn.end", "m-0"), ("turn.error", "m-1"), ("turn.end", "m-2")]
