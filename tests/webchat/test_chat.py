@@ -264,3 +264,26 @@ def test_a_validation_failure_discards_the_streamed_text(context: BrowserContext
             break
         page.wait_for_timeout(100)
     assert served[1] == "8", "the stream re-attached after the last event it saw"
+
+
+def test_feedback_ending_and_a_new_chat(context: BrowserContext, gateway: ChatGateway) -> None:
+    page = open_chat(context, gateway)
+    send(page, "What are your opening hours?")
+    wait_answered(page, 2)
+    helpful = page.get_by_role("button", name="Helpful").last
+    helpful.click()
+    expect(helpful).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("button", name="Not helpful").last).to_be_disabled()
+    page.wait_for_timeout(300)
+    assert gateway.admin.requests("feedback", 201) == 1, "the rating reached the agent"
+
+    first = page.locator(".sf-chat").get_attribute("data-conversation")
+    page.get_by_role("button", name="End chat").click()
+    expect(page.locator(".sf-log .sf-notice-ended")).to_have_text("You ended the conversation.")
+    expect(page.locator("#sf-input")).to_be_disabled()
+    assert gateway.admin.requests("end_session", 200) == 1
+    page.get_by_role("button", name="Start a new chat").click()
+    expect(page.locator(".sf-chat")).not_to_have_attribute("data-conversation", first or "")
+    expect(page.locator(AGENT_TEXTS)).to_have_count(1)  # the new conversation's greeting, before any message
+    expect(page.locator("#sf-input")).to_be_enabled()
+    assert user_texts(page) == []
