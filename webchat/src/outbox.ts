@@ -84,8 +84,9 @@ export class Outbox {
         this.hooks.state(message, "sent");
         attempt = 0;
         continue;
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
+      } catch (caught) {
+        // Anything but the gateway's own answer (an unreadable body, an aborted fetch) counts as no answer.
+        const err = caught instanceof ApiError ? caught : new ApiError(0, "network", "No readable answer came back.");
         if (err.status === 401 && (await this.hooks.reauthorize())) continue;
         if (!err.retryable) {
           this.done(message);

@@ -128,6 +128,7 @@ function startEmbed(): void {
     if (event.source !== parentWindow || typeof event.data !== "object" || event.data === null) return;
     const data = event.data as { type?: string; grant?: TokenGrant; fresh?: boolean };
     if (data.type === "sessionforce:focus") chat?.view.focusInput();
+    if (data.type === "sessionforce:error" && !chat) problem("The chat could not start: this site did not give it a token.");
     if (data.type !== "sessionforce:token" || !data.grant?.token || !data.grant.conversations?.length) return;
     const grant = data.grant;
     if (waiting) {

@@ -16,7 +16,10 @@ interface Grant {
 }
 
 (() => {
-  const script = document.currentScript as HTMLScriptElement | null;
+  // currentScript is set for classic scripts, async or injected; the attribute search is for anything else.
+  const script = (document.currentScript ?? document.querySelector("script[data-token-endpoint]")) as
+    | HTMLScriptElement
+    | null;
   if (!script) return;
   const data = script.dataset;
   const gateway = new URL(data.gateway || "./", script.src || location.href);
@@ -121,6 +124,7 @@ interface Grant {
       frame?.contentWindow?.postMessage({ type: "sessionforce:token", grant: body, fresh }, origin);
     } catch (err) {
       console.error("sessionforce widget: no token:", err);
+      frame?.contentWindow?.postMessage({ type: "sessionforce:error" }, origin);
     }
   }
 
