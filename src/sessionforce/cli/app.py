@@ -5,12 +5,10 @@ from __future__ import annotations
 import typer
 
 from sessionforce._version import __version__
+from sessionforce.cli.errors import EXIT_CODES_HELP
 
-EPILOG = (
-    "Exit codes: 0 ok; 1 failures (run expectations, config check); 2 usage, bad input or config error; "
-    "3 cannot reach the org/emulator or authentication failed; 130 interrupted. "
-    "Docs: docs/cli.md."
-)
+EPILOG = EXIT_CODES_HELP + " Each command's --help has examples; the guides are the docs/ folder of the " \
+    "sessionforce source (the CLI: docs/cli.md)."
 
 app = typer.Typer(
     name="sessionforce",

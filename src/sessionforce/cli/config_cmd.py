@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Annotated
 
@@ -22,6 +23,8 @@ config_app = typer.Typer(
     rich_markup_mode=None,
 )
 
+AGENT_ID = re.compile(r"0Xx[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
+"""A Salesforce record id of an agent (a BotDefinition): 15 or 18 characters, prefix ``0Xx``."""
 _SHOWN = ("my_domain", "client_id", "client_secret", "agent_id", "base_url", "access_token", "store")
 _SECRETS = frozenset({"client_secret", "access_token"})
 
@@ -67,6 +70,10 @@ def init(
             if not interactive:
                 raise CliError(f"--{key.replace('_', '-')} is required when not on a terminal.")
             values[key] = typer.prompt(question, hide_input=key == "client_secret").strip()
+    agent = values["agent_id"] or ""
+    if not AGENT_ID.fullmatch(agent):
+        raise CliError(f"--agent-id {agent!r} is not an agent id: those are 15 or 18 letters and digits starting "
+                       "with 0Xx. What to do: copy it from Setup > Agents (the agent's record id).")
     # Validate before writing, so a typo is caught now rather than at the first chat.
     ClientSettings.load(**{k: v for k, v in values.items() if k != "store"})
     written = write_profile(profile, {k: v for k, v in values.items() if v}, path, make_default=make_default)

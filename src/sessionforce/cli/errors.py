@@ -4,7 +4,7 @@ Exit codes (also in ``sessionforce --help`` and docs/cli.md):
 
 ====  =====================================================================
 0     success
-1     failures: a ``run`` expectation failed, the server failed, or an unexpected error
+1     failures: a ``run`` expectation failed, the server failed or gave no answer, or an unexpected error
 2     usage error, bad input (a file, an unknown conversation or agent id), configuration error
 3     cannot reach the org or emulator, or authentication failed
 130   interrupted (Ctrl-C)
@@ -48,9 +48,9 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 failures (run expectations, server errors); 2 usage, bad input (file, unknown "
-    "conversation or agent id) or config error; 3 cannot reach the org/emulator or authentication failed; "
-    "130 interrupted."
+    "Exit codes: 0 ok; 1 failures (run expectations, server errors, no answer); 2 usage, bad input (file, "
+    "unknown conversation or agent id) or config error; 3 cannot reach the org/emulator or authentication "
+    "failed; 130 interrupted."
 )
 
 P = ParamSpec("P")
@@ -90,8 +90,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(exc, e.NotFound) and not isinstance(exc, e.SessionNotFound):
         return EXIT_USAGE  # the org answered: the agent id (or the host or token it went to) is wrong
-    if isinstance(exc, e.AuthError | e.TransportError | e.StoreUnavailable):
-        return EXIT_UNREACHABLE
+    if isinstance(exc, e.AuthError | e.ConnectionFailed | e.StoreUnavailable):
+        return EXIT_UNREACHABLE  # (a turn that got no answer is a failure: the server was reached)
     return EXIT_FAILED
 
 
