@@ -130,8 +130,8 @@ class ChatLoop:
         try:
             greeting = await self.conv.start()  # a new session's greeting is shown by the session_started event
         except Exception:
-            if self.new:
-                await self._forget_if_empty()
+            if self.new and await self._forget_if_empty():
+                self.conv = None  # nothing to end, and ending would make the record again
             raise
         if greeting is None:
             record = await self.conv.record()
@@ -286,13 +286,15 @@ class ChatLoop:
             self.renderer.error(f"could not end the session: {message_for(exc).removeprefix('error: ')}")
 
 
-    async def _forget_if_empty(self) -> None:
+    async def _forget_if_empty(self) -> bool:
         """Remove the record a failed first start left (no session, no turn): nothing worth keeping."""
         assert self.conv is not None
         with contextlib.suppress(Exception):
             record = await self.conv.record()
             if record is not None and not record.sessions and record.turns == 0:
                 await self.conv.store.delete(self.conversation_id)
+                return True
+        return False
 
 
 def _turn_error(exc: SessionforceError) -> str:

@@ -38,14 +38,12 @@ def root(
 
     Start with `sessionforce chat`: with no org configured it talks to the built-in emulator.
     """
+    from sessionforce.cli._logs import configure
+    from sessionforce.cli.errors import debug_enabled, set_debug
+
     if debug:
-        # Imported only when asked for, so that `sessionforce --version` stays fast.
-        import logging
-
-        from sessionforce.cli.errors import set_debug
-
         set_debug(True)
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    configure(debug=debug_enabled())
 
 
 def _register_commands() -> None:

@@ -192,7 +192,11 @@ def open_target(
             "SF_CLIENT_SECRET and SF_AGENT_ID, or run `sessionforce config init`.",
             EXIT_UNREACHABLE,
         )
+    from sessionforce.cli._logs import quiet_embedded_server
+    from sessionforce.cli.errors import debug_enabled
     from sessionforce.emulator import AgentConfigError, run_emulator
+
+    quiet_embedded_server(debug=debug_enabled())
     from sessionforce.settings import ClientSettings
 
     stack = contextlib.ExitStack()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -260,6 +261,11 @@ def run(
         err_console().print(f"[dim]JUnit XML written to {junit}[/dim]")
     if output_dir is not None:
         err_console().print(f"[dim]{len(outcomes)} transcript(s) written to {output_dir}[/dim]")
+    stopped = [o for o in outcomes if o.exit_code == code and code in (EXIT_USAGE, EXIT_UNREACHABLE)]
+    if stopped:
+        # One line on stderr for what stopped the run, as every command does (the table has every detail).
+        more = f" ({len(stopped)} conversations stopped this way)" if len(stopped) > 1 else ""
+        print(f"error: {stopped[0].name}: {stopped[0].error}{more}", file=sys.stderr)
     raise typer.Exit(code)
 
 
