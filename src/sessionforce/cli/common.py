@@ -14,9 +14,8 @@ from sessionforce.cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, CliError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from sessionforce.config import ClientSettings, Resolved
     from sessionforce.emulator import RunningEmulator
-    from sessionforce.profiles import Resolved
-    from sessionforce.settings import ClientSettings
     from sessionforce.store import Store
 
 __all__ = [
@@ -59,7 +58,7 @@ def err_console() -> Console:
 
 def resolve_settings(profile: str | None, *, agent: str | None = None, store: str | None = None) -> Resolved:
     """Settings by precedence (arguments > environment > profile); warns about a config file others can read."""
-    from sessionforce.profiles import config_path, permission_warning, resolve
+    from sessionforce.config import config_path, permission_warning, resolve
 
     global _warned
     warning = None if _warned else permission_warning(config_path())
@@ -197,7 +196,7 @@ def open_target(
     from sessionforce.emulator import AgentConfigError, run_emulator
 
     quiet_embedded_server(debug=debug_enabled())
-    from sessionforce.settings import ClientSettings
+    from sessionforce.config import ClientSettings
 
     stack = contextlib.ExitStack()
     try:

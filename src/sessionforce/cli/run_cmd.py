@@ -26,8 +26,7 @@ from sessionforce.cli.errors import (
 
 if TYPE_CHECKING:
     from sessionforce.cli.scenario import ConversationSpec, Suite
-    from sessionforce.client import AsyncAgentClient
-    from sessionforce.conversation_types import ConversationReply
+    from sessionforce.lifecycle import ConversationReply, Conversations
 
 __all__ = ["Outcome", "exit_code", "register", "run", "write_junit"]
 
@@ -69,7 +68,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "conversation"
 
 
-async def _run_one(client: AsyncAgentClient, suite: Suite, spec: ConversationSpec, file: Path,
+async def _run_one(conversations: Conversations, suite: Suite, spec: ConversationSpec, file: Path,
                    output_dir: Path | None) -> Outcome:
     from sessionforce.cli.errors import exit_code_for
     from sessionforce.cli.scenario import check
@@ -80,7 +79,7 @@ async def _run_one(client: AsyncAgentClient, suite: Suite, spec: ConversationSpe
     started = time.perf_counter()
     agent = spec.agent or suite.agent
     variables = [*suite.variables, *spec.variables]
-    conv = client.conversation(outcome.conversation_id, agent_id=agent, on_agent_end="restart", variables=variables)
+    conv = conversations.get(outcome.conversation_id, agent_id=agent, on_agent_end="restart", variables=variables)
     try:
         async with conv:
             last: ConversationReply | None = None
@@ -110,7 +109,7 @@ async def _run_one(client: AsyncAgentClient, suite: Suite, spec: ConversationSpe
     return outcome
 
 
-async def _run_all(client: AsyncAgentClient, suites: list[tuple[Path, Suite]], concurrency: int,
+async def _run_all(conversations: Conversations, suites: list[tuple[Path, Suite]], concurrency: int,
                    output_dir: Path | None) -> list[Outcome]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -124,7 +123,7 @@ async def _run_all(client: AsyncAgentClient, suites: list[tuple[Path, Suite]], c
 
         async def one(path: Path, suite: Suite, spec: ConversationSpec) -> Outcome:
             async with gate:
-                outcome = await _run_one(client, suite, spec, path, output_dir)
+                outcome = await _run_one(conversations, suite, spec, path, output_dir)
             progress.advance(task)
             return outcome
 
@@ -221,8 +220,9 @@ def run(
 
       sessionforce run smoke.yaml --output-dir transcripts/ --json
     """
+    from sessionforce.agent_api import AsyncAgentClient
     from sessionforce.cli.scenario import ScenarioError, load_suite
-    from sessionforce.client import AsyncAgentClient
+    from sessionforce.lifecycle import Conversations
 
     try:
         suites = [(path, load_suite(path)) for path in files]
@@ -238,8 +238,9 @@ def run(
         async def main() -> list[Outcome]:
             the_store = target.open_store()
             try:
-                async with AsyncAgentClient(settings=target.settings, store=the_store) as client:
-                    return await _run_all(client, suites, concurrency, output_dir)
+                client = AsyncAgentClient(settings=target.settings)
+                async with client, Conversations(client, store=the_store) as conversations:
+                    return await _run_all(conversations, suites, concurrency, output_dir)
             finally:
                 await the_store.aclose()
 
