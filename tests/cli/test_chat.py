@@ -271,3 +271,12 @@ def test_one_ctrl_c_during_a_reply_is_one_line_and_typing_waits_for_the_prompt(c
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_quitting_after_expire_says_the_session_was_already_gone(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    done = cli.run("chat", input="hello\n/expire\n")
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert "had already expired or ended on the server: nothing to end" in last
+    assert "UserRequest" not in last

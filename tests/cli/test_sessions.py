@@ -113,3 +113,12 @@ def test_export_creates_missing_folders(cli: Cli, emu: RunningEmulator, tmp_path
     result = cli.run("sessions", "export", conversation, "-o", str(target))
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["kind"] for line in target.read_text().splitlines()] == ["session_started", "turn"]
+
+
+def test_list_and_show_name_the_org_of_each_record(cli: Cli, emu: RunningEmulator) -> None:
+    _active_conversation(cli, emu)
+    host = emu.url.removeprefix("http://")
+    listed = cli.run("sessions", "list").stdout
+    assert f"{host} (emulator)" in listed
+    assert json.loads(cli.run("sessions", "list", "--json").stdout)[0]["org"] == emu.url
+    assert f"org {host} (emulator)" in cli.run("sessions", "show", "ticket-42").stdout

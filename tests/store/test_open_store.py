@@ -63,10 +63,15 @@ async def test_without_url_or_env_var_the_default_sqlite_file_is_used(monkeypatc
         ("redis://:secret@host:notaport/0", "not a valid Redis URL"),
     ],
 )
-def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str) -> None:
+def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         open_store(url)
     message = str(caught.value)
-    assert "SESSIONFORCE_STORE" in message
     assert names in message
     assert "secret" not in message
+    # The variable is named only when the URL came from it: a caller that passed it names its own source.
+    assert "SESSIONFORCE_STORE" not in message
+    monkeypatch.setenv("SESSIONFORCE_STORE", url)
+    with pytest.raises(ConfigError) as caught:
+        open_store()
+    assert "SESSIONFORCE_STORE" in str(caught.value)

@@ -65,18 +65,23 @@ def resolve_settings(profile: str | None, *, agent: str | None = None, store: st
     if warning:
         _warned = True  # once per command, however often it resolves
         print(warning, file=sys.stderr)
-    return resolve(profile, store=store, agent_id=agent)
+    return resolve(profile, store=store, agent_id=agent, argument_names=FLAGS)
 
 
 _warned = False
+
+
+FLAGS = {"my_domain": "--my-domain", "client_id": "--client-id", "client_secret": "--client-secret",
+         "agent_id": "--agent", "base_url": "--base-url", "store": "--store"}
+"""How a user gives each setting on the command line (errors name the flag, not an environment variable)."""
 
 
 def store_source(resolved: Resolved) -> str | None:
     """Where the store URL came from, in the words a user typed it (``None``: the environment or the
     default, which the library's own messages name)."""
     source = resolved.sources.get("store", "")
-    if source == "argument":
-        return "--store"
+    if source.startswith("--"):
+        return source
     if source.startswith("profile "):
         return f"the store of {source}"
     return None

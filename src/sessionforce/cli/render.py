@@ -215,6 +215,8 @@ class Renderer:
             sid = short_id(d.get("session_id") or event.session_id or self._session)
             if d.get("reason") == "Expired":
                 line = f"· session {sid} expired"
+            elif d.get("already_gone"):
+                line = f"· session {sid} had already expired or ended on the server: nothing to end"
             elif d.get("by") == "agent":
                 line = f"· the agent ended session {sid} ({d.get('reason') or 'no reason'})"
             else:

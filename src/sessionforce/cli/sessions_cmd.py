@@ -155,10 +155,10 @@ def _org(record: ConversationRecord) -> str:
     """The org (My Domain host) the record's sessions live on, as far as the record knows it."""
     from urllib.parse import urlsplit
 
-    org: str | None = getattr(record, "org", None)
-    if not org:
+    if not record.org:
         return "-"
-    return urlsplit(org).netloc or org
+    host = urlsplit(record.org).netloc or record.org
+    return f"{host} (emulator)" if record.org.startswith("http://") else host
 
 
 @sessions_app.command("show")

@@ -63,6 +63,7 @@ class _SessionSteps:
             external_session_key=str(uuid.uuid4()),
             created_at=now,
             last_activity_at=now,
+            org=self.client.my_domain,
         )
 
     async def _load_existing(self) -> ConversationRecord:
@@ -194,7 +195,7 @@ class _SessionSteps:
         ended = await self.client.end_session(session_id, reason)
         final_state = state if ended is not None else SessionState.EXPIRED
         await self._mark_closed(turn, final_state, reason if ended is not None else "AlreadyGone")
-        await self._emit(EventKind.ENDED, turn, None, session_id, reason=reason)
+        await self._emit(EventKind.ENDED, turn, None, session_id, reason=reason, already_gone=ended is None)
         return True
 
     async def _mark_closed(

@@ -66,11 +66,13 @@ def default_sqlite_path() -> Path:
 
 def open_store(url: str | None = None) -> Store:
     """Open the store a URL names; ``None`` reads ``SESSIONFORCE_STORE``, else the default SQLite file."""
+    # Messages name SESSIONFORCE_STORE only when the URL came from it (a caller names its own source).
+    label = "" if url else f" ({STORE_ENV})"
     url = url or os.environ.get(STORE_ENV) or f"sqlite:///{default_sqlite_path()}"
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigError(
-            f"Store URL {url!r} ({STORE_ENV}) has no scheme. What to do: use memory://, "
+            f"Store URL {url!r}{label} has no scheme. What to do: use memory://, "
             "sqlite:///path/to/file.db or redis://host:6379/0."
         )
     if scheme == "memory":
@@ -78,7 +80,7 @@ def open_store(url: str | None = None) -> Store:
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise ConfigError(
-                f"Store URL {url!r} ({STORE_ENV}) needs a file path: sqlite:///absolute/path.db "
+                f"Store URL {url!r}{label} needs a file path: sqlite:///absolute/path.db "
                 "(three slashes, then the path)."
             )
         return SQLiteStore(rest[1:] if rest.startswith("//") else rest)
@@ -90,8 +92,13 @@ def open_store(url: str | None = None) -> Store:
         query = parse_qsl(parts.query, keep_blank_values=True)
         prefixes = [v for k, v in query if k == "prefix"]
         rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
-        return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
+        try:
+            return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
+        except ConfigError as exc:
+            if not label:
+                raise
+            raise ConfigError(f"{exc.message} (The URL came from {STORE_ENV}.)") from None
     raise ConfigError(
-        f"Store URL {url!r} ({STORE_ENV}) has an unknown scheme {scheme!r}. What to do: use memory://, "
+        f"Store URL {url!r}{label} has an unknown scheme {scheme!r}. What to do: use memory://, "
         "sqlite:///path/to/file.db or redis://host:6379/0."
     )

@@ -175,7 +175,7 @@ class RedisStore:
             client = aioredis.Redis.from_url(url, **client_kwargs)
         except ValueError as exc:
             raise ConfigError(
-                f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE) is not a valid Redis URL ({exc}). "
+                f"Store URL {redact_url(url)!r} is not a valid Redis URL ({exc}). "
                 "What to do: use redis://[:password@]host:6379/0."
             ) from None
         store = cls(client, prefix=prefix, retention=retention, clock=clock)
