@@ -169,3 +169,12 @@ def test_the_default_store_is_private(cli: Cli) -> None:
     assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
     for companion in db.parent.glob("sessions.db-*"):  # SQLite's -wal and -shm follow the file's mode
         assert stat.S_IMODE(os.stat(companion).st_mode) == 0o600
+
+
+def test_an_unreachable_http_host_is_not_blamed_on_tls(cli: Cli) -> None:
+    cli.env.update({"SF_MY_DOMAIN": "http://127.0.0.1:9", "SF_CLIENT_ID": "x", "SF_CLIENT_SECRET": "y",
+                    "SF_AGENT_ID": "0XxRM0000000001", "SESSIONFORCE_MAX_RETRIES": "0"})
+    result = cli.run("config", "check")
+    assert result.returncode == 3
+    assert "127.0.0.1:9: Connection refused" in result.stderr
+    assert "ssl" not in result.stderr.lower()
