@@ -8,6 +8,7 @@ import subprocess
 
 import httpx
 import pexpect
+import pytest
 
 from sessionforce.emulator import RunningEmulator
 from tests.cli.conftest import COMMAND, Cli
@@ -280,3 +281,15 @@ def test_quitting_after_expire_says_the_session_was_already_gone(cli: Cli, emu: 
     last = done.stdout.strip().splitlines()[-1]
     assert "had already expired or ended on the server: nothing to end" in last
     assert "UserRequest" not in last
+
+
+@pytest.mark.xfail(strict=True, reason="the emulator's demo agent answers the questions inside a replay preamble "
+                   "instead of taking them as context (the emulator's to fix; see docs/lifecycle.md on the preamble)")
+def test_replay_carries_context_without_re_asking(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    done = cli.run("chat", "--no-stream", "--resume", "replay",
+                   input="my name is Ada\nwhat is my name?\nbook a repair\n/expire\nwhat is my name?\nwarranty?\n")
+    assert done.returncode == 0, done.stderr
+    after = done.stdout.split("resumed on new session", 1)[1]
+    assert "agent: Your name is Ada." in after  # the replayed question did not wipe the replayed fact
+    assert "90-day warranty" in after  # and the replayed "book a repair" did not swallow the next turn

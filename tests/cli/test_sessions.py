@@ -122,3 +122,15 @@ def test_list_and_show_name_the_org_of_each_record(cli: Cli, emu: RunningEmulato
     assert f"{host} (emulator)" in listed
     assert json.loads(cli.run("sessions", "list", "--json").stdout)[0]["org"] == emu.url
     assert f"org {host} (emulator)" in cli.run("sessions", "show", "ticket-42").stdout
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:hunter2@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"),
+    ("redis://user:hunter2@redis.internal:6379/0?prefix=app:", "redis://user:***@redis.internal:6379/0?prefix=app:"),
+    ("sqlite:////var/lib/app/sessions.db", "sqlite:////var/lib/app/sessions.db"),
+    ("redis://:hunter2@[::1/0", "redis://***"),
+])
+def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from sessionforce.cli.common import shown_store
+
+    assert shown_store(url) == shown
