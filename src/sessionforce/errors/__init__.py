@@ -41,6 +41,7 @@ means the error is not about a request (configuration, a store used outside a tu
         │                        after reaching the server)
         ├── StaleRecord          a compare-and-save lost: someone saved first  None
         ├── LeaseLost            the turn's lease expired or was taken over    None
+        ├── CorruptRecord        a stored record or transcript cannot be read  None
         └── StoreUnavailable     the session store cannot be used              set by the lifecycle
     (a lifecycle error raised after the agent answered carries ``exc.reply``   answered)
 
@@ -64,6 +65,7 @@ from sessionforce.errors._tree import (
     ConversationBusy,
     ConversationEnded,
     ConversationError,
+    CorruptRecord,
     Delivery,
     DeliveryUnknown,
     InvalidArgument,
@@ -93,6 +95,7 @@ __all__ = [
     "ConversationBusy",
     "ConversationEnded",
     "ConversationError",
+    "CorruptRecord",
     "Delivery",
     "DeliveryUnknown",
     "InvalidArgument",

@@ -19,8 +19,10 @@ from sessionforce.errors._tree import (
     ConnectionFailed,
     ConversationBusy,
     ConversationError,
+    CorruptRecord,
     Delivery,
     DeliveryUnknown,
+    InvalidArgument,
     LeaseLost,
     NotFound,
     PermissionDenied,
@@ -40,6 +42,7 @@ __all__ = [
     "client_closed",
     "connection_failed",
     "conversation_busy",
+    "corrupt_record",
     "delivery_unknown",
     "error_from_status",
     "in_stream_error",
@@ -55,6 +58,7 @@ __all__ = [
     "token_endpoint_error",
     "token_unreadable",
     "turn_store_failure",
+    "unstorable",
 ]
 
 # ---------------------------------------------------------------------------------------- status errors
@@ -331,6 +335,45 @@ def store_unavailable(
         f"{_STORE_DELIVERY[delivery]} What to do: {advice or 'check that the store is up and writable, then retry'}.",
         delivery=delivery,
     )
+
+
+def _reason(cause: BaseException) -> str:
+    """One line about ``cause``: pydantic's first problem (without the input it quotes), else its text."""
+    errors = getattr(cause, "errors", None)
+    if callable(errors):
+        try:
+            problems: list[dict[str, Any]] = errors(include_input=False, include_url=False)
+        except Exception:  # not pydantic's: fall through to the text
+            problems = []
+        if problems:
+            where = ".".join(str(part) for part in problems[0].get("loc", ())) or "the top level"
+            more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+            return f"{problems[0].get('msg', 'invalid')} at {where}{more}"
+    text = str(cause).splitlines()[0] if str(cause) else ""
+    return f"{type(cause).__name__}: {text[:200]}" if text else type(cause).__name__
+
+
+def corrupt_record(store: str, conversation_id: str, what: str, cause: BaseException) -> CorruptRecord:
+    """The ``what`` (``"record"``, ``"transcript"``) ``store`` holds for ``conversation_id`` cannot be read."""
+    return CorruptRecord(
+        f"The stored {what} of conversation {conversation_id!r} in {redact_url(store)} is damaged and cannot be "
+        f"read ({_reason(cause)}); nothing was changed. What to do: restore the conversation from a backup of "
+        "the store, or delete it (store.delete(conversation_id)) to start it afresh; a server session it had "
+        "open expires by itself."
+    )
+
+
+def unstorable(what: str, cause: BaseException) -> InvalidArgument:
+    """A value given to a store cannot be stored: ``what`` names it (``"conversation id 'x'"``, ``"record of
+    conversation 'x'"``); ``cause`` is the encoding or serialization failure."""
+    if isinstance(cause, UnicodeError) or "surrogates not allowed" in str(cause):
+        why = ("it holds a lone surrogate, which is not Unicode text (text decoded with "
+               "errors='surrogateescape' has them)")
+        todo = "pass valid Unicode text (decode bytes with errors='replace')"
+    else:
+        why = f"it cannot be written as JSON ({_reason(cause)})"
+        todo = "keep metadata to JSON values: strings, numbers, booleans, None, lists and dicts"
+    return InvalidArgument(f"The {what} cannot be stored: {why}; nothing was stored. What to do: {todo}.")
 
 
 def turn_store_failure(error: ConversationError, delivery: Delivery) -> ConversationError:

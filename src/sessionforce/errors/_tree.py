@@ -18,6 +18,7 @@ __all__ = [
     "ConversationBusy",
     "ConversationEnded",
     "ConversationError",
+    "CorruptRecord",
     "Delivery",
     "DeliveryUnknown",
     "InvalidArgument",
@@ -243,6 +244,11 @@ class StaleRecord(ConversationError):
 
 class LeaseLost(ConversationError):
     """This worker's lease on the conversation expired or was taken over; its write was refused."""
+
+
+class CorruptRecord(ConversationError):
+    """A conversation's stored record or transcript cannot be read (damaged, or not written by sessionforce).
+    Retrying does not help: restore it from a backup of the store, or delete the conversation."""
 
 
 class SessionStartFailed(ConversationError):
