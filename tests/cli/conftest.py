@@ -13,7 +13,9 @@ import pytest
 from sessionforce.emulator import RunningEmulator, run_emulator
 from sessionforce.emulator.pytest_plugin import emulator_strict
 
-COMMAND = [sys.executable, "-m", "sessionforce.cli"]
+_SCRIPT = Path(sys.executable).parent / "sessionforce"
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "sessionforce.cli"]
+"""The installed ``sessionforce`` script, as a user runs it (``python -m sessionforce.cli`` only without one)."""
 
 # Variables that would point the CLI at a real org or at the user's own files.
 _SCRUB = ("SF_MY_DOMAIN", "SF_CLIENT_ID", "SF_CLIENT_SECRET", "SF_AGENT_ID", "SF_ACCESS_TOKEN",

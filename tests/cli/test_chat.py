@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import httpx
 import pexpect
+import pytest
 
 from sessionforce.emulator import RunningEmulator
 from tests.cli.conftest import COMMAND, Cli
@@ -131,3 +133,163 @@ def test_piped_stdin_one_turn_per_line_on_the_built_in_emulator(cli: Cli) -> Non
     assert listed.returncode == 0, listed.stderr
     records = {r["conversation_id"]: r for r in json.loads(listed.stdout)}
     assert records[conversation.group(1)]["status"] == "idle"
+
+
+def _sessions(emu: RunningEmulator) -> list[dict[str, object]]:
+    return list(httpx.get(f"{emu.url}/__emulator/sessions").json()["sessions"])
+
+
+def test_feedback_after_end_says_there_is_nothing_to_rate_yet(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    done = cli.run("chat", "--no-stream", input="what are your opening hours?\n/end\n/feedback good\n")
+    assert done.returncode == 0, done.stderr
+    assert "no reply to rate in this session yet" in done.stdout
+    assert "error" not in done.stdout
+    counters = httpx.get(f"{emu.url}/__emulator/counters").json()
+    assert not any(key.startswith("feedback") for key in counters["requests"])  # nothing sent, so no 404
+
+
+def test_a_broken_stream_is_one_line_after_the_partial_reply(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    emu.set_faults({"rules": [{"route": "stream_message", "drop_after_chunks": 2, "times": 1}]})
+    done = cli.run("chat", input="what are your opening hours?\nwarranty?\n")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    partial = next(n for n, line in enumerate(lines) if line.startswith("agent: We're open"))
+    assert lines[partial].rstrip() == "agent: We're open"  # nothing glued to the partial reply
+    errors = [line for line in lines if "error" in line.lower() or "delivery" in line.lower()]
+    assert errors == ["error: the reply broke off: the agent got your message, so it is not resent (ask it to go "
+                      "on, or see /transcript)"]
+    assert lines[partial + 1] == errors[0]
+    assert "90-day warranty" in done.stdout  # the chat went on
+
+
+def test_input_that_is_not_utf8_is_not_sent_and_exits_2(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    done = subprocess.run([*COMMAND, "chat"], input=b"hello\ncaf\xe9\nnot sent\n", capture_output=True,
+                          env=cli.env, timeout=30, check=False)
+    assert done.returncode == 2
+    out = done.stdout.decode()
+    assert "You said: hello" in out
+    assert "error: line 2 of the input is not UTF-8 text (byte 0xe9 at position 4); it was not sent" in out
+    assert "not sent" not in out.split("error:")[0]
+    assert "you: not sent" not in out
+    assert b"Traceback" not in done.stderr
+    turns = httpx.get(f"{emu.url}/__emulator/counters").json()["turns"]
+    assert [t["text"] for t in turns] == ["hello"]
+    assert [s["state"] for s in _sessions(emu)] == ["ended"]
+
+
+def test_conversation_ids_are_carried_on_or_created_on_purpose(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    missing = cli.run("chat", "-c", "ticket-9", input="hi\n")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == ("error: no conversation 'ticket-9' in the store. What to do: `sessionforce "
+                                      "sessions list`, or add --new to start one with this id.")
+    assert _sessions(emu) == []  # nothing was started
+    assert cli.run("chat", "-c", "ticket-9", "--new", input="my name is Ada\n").returncode == 0
+    again = cli.run("chat", "-c", "ticket-9", input="what are your opening hours?\n")
+    assert again.returncode == 0, again.stderr
+    shown = cli.run("sessions", "show", "ticket-9").stdout
+    assert "my name is Ada" in shown
+    assert "opening hours" in shown
+
+
+def test_a_chat_whose_first_session_cannot_start_leaves_no_record(cli: Cli) -> None:
+    done = cli.run("chat", "--agent", "0XxNOPE00000000001", input="hi\n")
+    assert done.returncode == 2
+    assert "Agent not found" in done.stderr
+    listed = cli.run("sessions", "list")
+    assert "No conversations in the store" in listed.stdout
+
+
+def test_expiry_says_what_the_agent_knows_and_replay_carries_context(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    expire = "/expire\n"
+    plain = cli.run("chat", "--no-stream", input=f"my name is Ada\n{expire}what are your opening hours?\n"
+                    "/transcript\n")
+    assert plain.returncode == 0, plain.stderr
+    out = plain.stdout
+    assert "resumed on new session" in out
+    assert "the agent does not remember earlier turns" in out
+    after = out.split("resumed on new session", 1)[1]
+    # The new session's greeting is not shown mid-conversation: the next agent line is the reply.
+    assert next(line for line in after.splitlines() if line.startswith("agent:")).startswith("agent: We're open")
+    assert "#2: refused (404) by a session that had expired" in out
+
+    replay = cli.run("chat", "--no-stream", "--resume", "replay",
+                     input=f"my name is Ada\n{expire}what is my name?\n")
+    assert replay.returncode == 0, replay.stderr
+    assert "the last turns were replayed to it" in replay.stdout
+    assert "agent: Your name is Ada." in replay.stdout
+
+
+def test_history_file_and_store_are_private(cli: Cli, emu: RunningEmulator) -> None:
+    import os
+    import stat
+
+    cli.with_org(emu)
+    child = _spawn(cli, "--no-stream")
+    try:
+        child.expect(PROMPT)
+        _say(child, "what are your opening hours?", "Tuesday")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    history = cli.home / "state" / "sessionforce" / "chat_history"
+    assert stat.S_IMODE(os.stat(history).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(history.parent).st_mode) == 0o700
+    assert "opening hours" in history.read_text()
+
+
+def test_one_ctrl_c_during_a_reply_is_one_line_and_typing_waits_for_the_prompt(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    child = _spawn(cli)
+    try:
+        child.expect(PROMPT)
+        emu.set_faults({"rules": [{"route": "stream_message", "latency_ms": 1500}]})
+        child.sendline("slow one")
+        child.expect("Working on it")
+        child.send("typed ahead")  # while the reply is on its way
+        child.expect("You said: slow one")
+        during = child.before
+        child.expect(PROMPT)
+        assert "typed ahead" not in during + child.before  # not echoed into the spinner or the reply
+        child.expect("typed ahead")  # ...but waiting at the next prompt
+        child.sendline("")
+        child.expect("You said: typed ahead")
+        child.expect(PROMPT)
+        child.sendline("slow two")
+        child.expect("Working on it")
+        child.sendintr()
+        child.expect(PROMPT)
+        lines = [line for line in child.before.splitlines() if line.strip(" \r\x1b[0123456789;?hlmKGAJ")]
+        said = [line for line in lines if "cancelled" in line or "delivery" in line or "error" in line]
+        assert len(said) == 1, child.before
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+def test_quitting_after_expire_says_the_session_was_already_gone(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    done = cli.run("chat", input="hello\n/expire\n")
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert "had already expired or ended on the server: nothing to end" in last
+    assert "UserRequest" not in last
+
+
+@pytest.mark.xfail(strict=True, reason="the emulator's demo agent answers the questions inside a replay preamble "
+                   "instead of taking them as context (the emulator's to fix; see docs/lifecycle.md on the preamble)")
+def test_replay_carries_context_without_re_asking(cli: Cli, emu: RunningEmulator) -> None:
+    cli.with_org(emu)
+    done = cli.run("chat", "--no-stream", "--resume", "replay",
+                   input="my name is Ada\nwhat is my name?\nbook a repair\n/expire\nwhat is my name?\nwarranty?\n")
+    assert done.returncode == 0, done.stderr
+    after = done.stdout.split("resumed on new session", 1)[1]
+    assert "agent: Your name is Ada." in after  # the replayed question did not wipe the replayed fact
+    assert "90-day warranty" in after  # and the replayed "book a repair" did not swallow the next turn

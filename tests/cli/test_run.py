@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -81,6 +82,12 @@ def test_against_an_org_every_session_is_ended(cli: Cli, suite: Path, emu: Runni
     ("conversations:\n  - name: x\n    turns:\n      - say: ${nope}\n",
      "unknown variable (define it under 'vars') 'nope'"),
     ("conversations: [\n", "line 2: not valid YAML"),
+    ("conversations:\n  - name: x\n    turns:\n      - say: hi\n        expect: {type: Informm}\n",
+     "conversations[0].turns[0].expect: 'type' names an unknown message type 'Informm' (did you mean 'Inform'?)"),
+    ("conversations:\n  - name: x\n    turns: [{say: hi}]\n  - name: x\n    turns: [{say: ho}]\n",
+     "conversations[1]: the name 'x' is also the name of conversations[0]"),
+    ("conversations:\n  - name: x\n    turns:\n      - say: hi\n        expect: {regex: '${pattern}'}\n"
+     "vars: {pattern: '(unclosed'}\n", "conversations[0].turns[0].expect: 'regex' is not a valid regular expression"),
 ])
 def test_bad_suite_is_a_usage_error_naming_file_and_place(cli: Cli, tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -99,16 +106,47 @@ def test_unreachable_org_exits_3(cli: Cli, suite: Path) -> None:
     assert result.returncode == 3, result.stdout + result.stderr
 
 
-def test_the_suite_in_docs_cli_md_is_valid(tmp_path: Path) -> None:
-    import re
+def test_a_run_leaves_nothing_in_the_store_unless_asked(cli: Cli, suite: Path, tmp_path: Path) -> None:
+    assert cli.run("run", str(suite)).returncode == 1
+    assert "No conversations in the store" in cli.run("sessions", "list").stdout
+    kept = f"sqlite:///{tmp_path / 'kept.db'}"
+    assert cli.run("run", str(suite), "--store", kept).returncode == 1
+    listed = cli.run("sessions", "list", "--store", kept, "--json")
+    names = sorted(r["conversation_id"].rsplit("-", 1)[0] for r in json.loads(listed.stdout))
+    assert names == ["run-booking-a-repair", "run-brunch-hours"]
 
-    from sessionforce.cli.scenario import load_suite
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
-    block = re.search(r"```yaml\n(agent:.*?)```", doc, re.DOTALL)
-    assert block
-    path = tmp_path / "doc.yaml"
-    path.write_text(block.group(1))
-    suite = load_suite(path)
-    assert suite.conversations[0].turns[0].expect.contains == ["Tuesday"]
-    assert suite.conversations[0].turns[3].answer == "yes"
+def test_json_results_and_a_transcript_per_conversation(cli: Cli, suite: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "transcripts"
+    result = cli.run("run", str(suite), "--json", "--output-dir", str(out))
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["passed"], data["failed"], data["errors"], data["exit_code"]) == (1, 1, 0, 1)
+    by_name = {c["name"]: c for c in data["conversations"]}
+    assert by_name["booking a repair"]["status"] == "passed"
+    assert by_name["brunch hours"]["failure"].startswith("turn 2 (say 'And brunch?')")
+    for conversation in data["conversations"]:
+        path = Path(conversation["transcript"])
+        assert path.parent == out
+        assert path.name == f"{conversation['conversation_id']}.jsonl"
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        assert entries[0]["kind"] == "session_started"
+        assert entries[-1]["kind"] == "session_ended"
+        assert sum(e["kind"] == "turn" for e in entries) == conversation["passed_turns"] + (
+            conversation["status"] == "failed")
+
+
+def test_an_unwritable_output_fails_before_any_turn(cli: Cli, suite: Path, emu: RunningEmulator) -> None:
+    result = cli.with_org(emu).run("run", str(suite), "--junit", "/proc/nope/junit.xml")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot write JUnit XML to /proc/nope/junit.xml: No such file or " \
+        "directory (/proc/nope)."
+    assert httpx.get(f"{emu.url}/__emulator/sessions").json()["sessions"] == []
+
+
+def test_a_bad_store_url_is_one_error_before_any_turn(cli: Cli, suite: Path, emu: RunningEmulator) -> None:
+    result = cli.with_org(emu).run("run", str(suite), "--store", "foo://bar")
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1
+    assert result.stderr.startswith("error: --store: Store URL 'foo://bar'")
+    assert httpx.get(f"{emu.url}/__emulator/sessions").json()["sessions"] == []

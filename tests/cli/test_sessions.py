@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -82,3 +83,54 @@ def test_end_ends_the_live_session_and_unknown_ids_are_usage_errors(cli: Cli, em
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("30", 30)])
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_list_names_its_store_and_tells_empty_from_no_match(cli: Cli, emu: RunningEmulator) -> None:
+    empty = cli.run("sessions", "list")
+    assert empty.stdout.strip() == f"No conversations in the store {cli.store_url}."
+    _active_conversation(cli, emu)
+    cli.with_org(emu)
+    assert cli.run("sessions", "end", "ticket-42").returncode == 0
+    none_active = cli.run("sessions", "list", "--status", "active")
+    assert none_active.stdout.strip() == (f"No active conversations in the store {cli.store_url} (there are "
+                                          "others: drop --status to list them).")
+    listed = cli.run("sessions", "list").stdout.splitlines()
+    assert listed[0] == f"store: {cli.store_url}"
+    assert listed[1].split() == ["conversation", "status", "session", "agent", "org", "turns", "seq", "sessions",
+                                 "last", "activity"]
+
+
+def test_a_store_password_is_never_shown(cli: Cli) -> None:
+    # Nothing listens there: the command fails to reach it, and says where without the password.
+    result = cli.run("sessions", "list", "--store", "redis://:hunter2-secret@127.0.0.1:9/0")
+    assert result.returncode == 3
+    assert "hunter2-secret" not in result.stdout + result.stderr
+
+
+def test_export_creates_missing_folders(cli: Cli, emu: RunningEmulator, tmp_path: Path) -> None:
+    conversation = _active_conversation(cli, emu)
+    target = tmp_path / "exports" / "2026" / "ticket.jsonl"
+    result = cli.run("sessions", "export", conversation, "-o", str(target))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["kind"] for line in target.read_text().splitlines()] == ["session_started", "turn"]
+
+
+def test_list_and_show_name_the_org_of_each_record(cli: Cli, emu: RunningEmulator) -> None:
+    _active_conversation(cli, emu)
+    host = emu.url.removeprefix("http://")
+    listed = cli.run("sessions", "list").stdout
+    assert f"{host} (emulator)" in listed
+    assert json.loads(cli.run("sessions", "list", "--json").stdout)[0]["org"] == emu.url
+    assert f"org {host} (emulator)" in cli.run("sessions", "show", "ticket-42").stdout
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:hunter2@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"),
+    ("redis://user:hunter2@redis.internal:6379/0?prefix=app:", "redis://user:***@redis.internal:6379/0?prefix=app:"),
+    ("sqlite:////var/lib/app/sessions.db", "sqlite:////var/lib/app/sessions.db"),
+    ("redis://:hunter2@[::1/0", "redis://***"),
+])
+def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from sessionforce.cli.common import shown_store
+
+    assert shown_store(url) == shown

@@ -357,7 +357,7 @@ def test_missing_and_malformed_settings_fail_at_construction(monkeypatch: pytest
         AsyncAgentClient()
     with pytest.raises(ConfigError, match="SF_CLIENT_ID"):
         AsyncAgentClient(my_domain="https://acme.my.salesforce.com")
-    with pytest.raises(ConfigError, match="SF_MY_DOMAIN"):
+    with pytest.raises(ConfigError, match=r"my_domain \(from argument\)"):  # where the bad value came from
         AsyncAgentClient(my_domain="acme", client_id="x", client_secret="y")
     monkeypatch.setenv("SESSIONFORCE_BASE_URL", "not a url")
     with pytest.raises(ConfigError, match="SESSIONFORCE_BASE_URL"):

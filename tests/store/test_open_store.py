@@ -64,13 +64,18 @@ async def test_without_url_or_env_var_the_default_sqlite_file_is_used(monkeypatc
         ("redis://:secret@host:notaport/0", "not a valid Redis URL"),
     ],
 )
-def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str) -> None:
+def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError) as caught:
         open_store(url)
     message = str(caught.value)
-    assert "SESSIONFORCE_STORE" in message
     assert names in message
     assert "secret" not in message
+    # The variable is named only when the URL came from it: a caller that passed it names its own source.
+    assert "SESSIONFORCE_STORE" not in message
+    monkeypatch.setenv("SESSIONFORCE_STORE", url)
+    with pytest.raises(ConfigError) as caught:
+        open_store()
+    assert "SESSIONFORCE_STORE" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -83,13 +88,19 @@ def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str) ->
         ("redis://:PASSWORD-c4n4ry@host:6379/0?password=PASSWORD-c4n4ry&prefix=x&db=nope", "not a valid Redis URL"),
     ],
 )
-def test_a_url_that_cannot_be_used_never_echoes_its_password(url: str, names: str) -> None:
+def test_a_url_that_cannot_be_used_never_echoes_its_password(
+    url: str, names: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 11 finding 4c: our ConfigError, saying what is wrong, and never the password."""
     with pytest.raises(ConfigError) as caught:
         open_store(url)
     message = str(caught.value)
     assert names in message
-    assert "SESSIONFORCE_STORE" in message
     assert "c4n4ry" not in message
     assert "c4n4ry" not in repr(caught.value)
     assert caught.value.__cause__ is None  # a lower library's message (which may hold the URL) is not chained
+    monkeypatch.setenv("SESSIONFORCE_STORE", url)  # the same URL from the environment: named, still redacted
+    with pytest.raises(ConfigError) as caught:
+        open_store()
+    assert "SESSIONFORCE_STORE" in str(caught.value)
+    assert "c4n4ry" not in str(caught.value)

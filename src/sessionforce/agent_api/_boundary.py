@@ -10,6 +10,8 @@ the error's ``__cause__`` only after its request headers (bearer token) were scr
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +51,19 @@ def describe(exc: BaseException) -> str:
     return scrub(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """``host:port: why`` for a failed connect. aiohttp's own text names its SSL context ("ssl:default")
+    even for plain http://, which sent users looking for a TLS problem."""
+    if not isinstance(exc, aiohttp.ClientConnectorError):
+        return describe(exc)
+    cause = exc.os_error
+    if isinstance(cause, socket.gaierror) or not cause.errno or cause.errno < 0:
+        why = cause.strerror or str(cause) or type(cause).__name__
+    else:
+        why = os.strerror(cause.errno)
+    return scrub(f"{exc.host}:{exc.port}: {why}")
+
+
 def map_exception(exc: BaseException, what: str, *, idempotent: bool) -> tuple[Failure, SessionforceError]:
     """How the attempt ``what`` (e.g. ``"POST /sessions/x/messages"``) failed, and the error to raise."""
     scrubbed(exc)
@@ -56,7 +71,7 @@ def map_exception(exc: BaseException, what: str, *, idempotent: bool) -> tuple[F
         # Not transient: retrying a certificate failure cannot help.
         return Failure.FATAL, connection_failed(what, describe(exc), tls=True)
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        return Failure.NOT_SENT, connection_failed(what, describe(exc))
+        return Failure.NOT_SENT, connection_failed(what, _connect_failure(exc))
     if isinstance(exc, aiohttp.InvalidURL):
         return Failure.FATAL, connection_failed(what, f"the URL is not valid ({describe(exc)})")
     if isinstance(exc, aiohttp.ClientResponseError):

@@ -5,12 +5,10 @@ from __future__ import annotations
 import typer
 
 from sessionforce._version import __version__
+from sessionforce.cli.errors import EXIT_CODES_HELP
 
-EPILOG = (
-    "Exit codes: 0 ok; 1 failures (run expectations, config check, doctor); 2 usage, bad input or config error; "
-    "3 cannot reach the org/emulator or authentication failed; 130 interrupted. "
-    "Docs: docs/cli.md."
-)
+EPILOG = EXIT_CODES_HELP + " Each command's --help has examples; the guides are the docs/ folder of the " \
+    "sessionforce source (the CLI: docs/cli.md)."
 
 app = typer.Typer(
     name="sessionforce",
@@ -40,14 +38,12 @@ def root(
 
     Start with `sessionforce chat`: with no org configured it talks to the built-in emulator.
     """
+    from sessionforce.cli._logs import configure
+    from sessionforce.cli.errors import debug_enabled, set_debug
+
     if debug:
-        # Imported only when asked for, so that `sessionforce --version` stays fast.
-        import logging
-
-        from sessionforce.cli.errors import set_debug
-
         set_debug(True)
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    configure(debug=debug_enabled())
 
 
 def _register_commands() -> None:

@@ -9,15 +9,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sessionforce.cli.errors import EXIT_UNREACHABLE, CliError
+from sessionforce.cli.errors import EXIT_UNREACHABLE, EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from sessionforce.config import ClientSettings, Resolved
     from sessionforce.emulator import RunningEmulator
+    from sessionforce.store import Store
 
-__all__ = ["Target", "err_console", "open_target", "out_console", "resolve_settings"]
+__all__ = [
+    "Target",
+    "err_console",
+    "open_cli_store",
+    "open_target",
+    "out_console",
+    "prepare_output",
+    "resolve_settings",
+    "shown_store",
+    "store_source",
+]
 
 PROFILE_HELP = "Profile from the config file (see `sessionforce config`); default: SESSIONFORCE_PROFILE or 'default'."
 STORE_HELP = "Session store URL (sqlite:///path.db, redis://..., memory://); default: SESSIONFORCE_STORE, the " \
@@ -49,10 +60,76 @@ def resolve_settings(profile: str | None, *, agent: str | None = None, store: st
     """Settings by precedence (arguments > environment > profile); warns about a config file others can read."""
     from sessionforce.config import config_path, permission_warning, resolve
 
-    warning = permission_warning(config_path())
+    global _warned
+    warning = None if _warned else permission_warning(config_path())
     if warning:
+        _warned = True  # once per command, however often it resolves
         print(warning, file=sys.stderr)
-    return resolve(profile, store=store, agent_id=agent)
+    return resolve(profile, store=store, agent_id=agent, argument_names=FLAGS)
+
+
+_warned = False
+
+
+FLAGS = {"my_domain": "--my-domain", "client_id": "--client-id", "client_secret": "--client-secret",
+         "agent_id": "--agent", "base_url": "--base-url", "store": "--store"}
+"""How a user gives each setting on the command line (errors name the flag, not an environment variable)."""
+
+
+def store_source(resolved: Resolved) -> str | None:
+    """Where the store URL came from, in the words a user typed it (``None``: the environment or the
+    default, which the library's own messages name)."""
+    source = resolved.sources.get("store", "")
+    if source.startswith("--"):
+        return source
+    if source.startswith("profile "):
+        return f"the store of {source}"
+    return None
+
+
+def open_cli_store(url: str | None, source: str | None = None) -> Store:
+    """The store ``url`` names (nothing connects yet), or a usage error naming where the URL came from."""
+    from sessionforce.errors import ConfigError
+    from sessionforce.store import open_store
+
+    try:
+        return open_store(url)
+    except ConfigError as exc:
+        raise CliError(f"{source}: {exc}" if source else str(exc), EXIT_USAGE) from None
+
+
+def shown_store(url: str | None) -> str:
+    """The store a URL names, as shown to the user: the default filled in, any password hidden."""
+    import os
+    from urllib.parse import urlsplit
+
+    from sessionforce.store import default_sqlite_path
+
+    url = url or os.environ.get("SESSIONFORCE_STORE") or f"sqlite:///{default_sqlite_path()}"
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        return url.split("://", 1)[0] + "://***"  # unparsable: show no more than the scheme
+
+
+def prepare_output(path: Path, what: str) -> None:
+    """Make sure ``path`` can be written (its folders created) before any work is done, so a typo in an
+    output path fails at once instead of after a whole run."""
+    import os
+
+    parent = path.parent if path.parent != Path("") else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot write {what} to {path}: {exc.strerror or exc} ({exc.filename or parent}).") from None
+    if path.is_dir():
+        raise CliError(f"cannot write {what} to {path}: it is a directory.")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CliError(f"cannot write {what} to {path}: permission denied.")
 
 
 @dataclass
@@ -63,6 +140,12 @@ class Target:
     store_url: str | None
     emulator: RunningEmulator | None
     profile: str | None
+    store_source: str | None = None
+    """Where ``store_url`` came from, for messages (see :func:`store_source`)."""
+
+    def open_store(self) -> Store:
+        """The target's store (a usage error, naming its source, when the URL is malformed)."""
+        return open_cli_store(self.store_url, self.store_source)
 
     @property
     def embedded(self) -> bool:
@@ -103,8 +186,9 @@ def open_target(
     dim line on ``announce``."""
     resolved = resolve_settings(profile, agent=agent, store=store)
     name = resolved.profile.name if resolved.profile else None
+    open_cli_store(resolved.store_url, store_source(resolved))  # a malformed URL fails before anything runs
     if resolved.has_org:
-        yield Target(resolved.settings, resolved.store_url, None, name)
+        yield Target(resolved.settings, resolved.store_url, None, name, store_source(resolved))
         return
     if not allow_emulator:
         raise CliError(
@@ -112,8 +196,12 @@ def open_target(
             "SF_CLIENT_SECRET and SF_AGENT_ID, or run `sessionforce config init`.",
             EXIT_UNREACHABLE,
         )
-    from sessionforce.config import ClientSettings
+    from sessionforce.cli._logs import quiet_embedded_server
+    from sessionforce.cli.errors import debug_enabled
     from sessionforce.emulator import AgentConfigError, run_emulator
+
+    quiet_embedded_server(debug=debug_enabled())
+    from sessionforce.config import ClientSettings
 
     stack = contextlib.ExitStack()
     try:
@@ -128,4 +216,4 @@ def open_target(
             label = "demo agent" if emulator_agents is None and agent_id == emu.default_agent_id else "agent"
             announce.print(f"[dim]No org configured: {what} the built-in emulator ({label} {agent_id}) "
                            f"at {emu.url}[/dim]")
-        yield Target(settings, resolved.store_url, emu, None)
+        yield Target(settings, resolved.store_url, emu, None, store_source(resolved))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Annotated
 
 import typer
 
-from sessionforce.cli.common import PROFILE_HELP, out_console, resolve_settings
+from sessionforce.cli.common import FLAGS, PROFILE_HELP, open_cli_store, out_console, resolve_settings
 from sessionforce.cli.errors import EXIT_CODES_HELP, CliError, exit_code_for, guard, message_for
 
 __all__ = ["config_app", "register"]
@@ -22,6 +23,8 @@ config_app = typer.Typer(
     rich_markup_mode=None,
 )
 
+AGENT_ID = re.compile(r"0Xx[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
+"""A Salesforce record id of an agent (a BotDefinition): 15 or 18 characters, prefix ``0Xx``."""
 _SHOWN = ("my_domain", "client_id", "client_secret", "agent_id", "base_url", "access_token", "store")
 _SECRETS = frozenset({"client_secret", "access_token"})
 
@@ -51,7 +54,7 @@ def init(
       sessionforce config init --profile prod --my-domain https://acme.my.salesforce.com
       --client-id 3MVG9... --agent-id 0Xx...
     """
-    from sessionforce.config import ClientSettings, config_path, load_profiles, write_profile
+    from sessionforce.config import config_path, load_profiles, resolve, write_profile
 
     path = config_path()
     if profile in load_profiles(path)[0] and not force:
@@ -66,8 +69,16 @@ def init(
             if not interactive:
                 raise CliError(f"--{key.replace('_', '-')} is required when not on a terminal.")
             values[key] = typer.prompt(question, hide_input=key == "client_secret").strip()
+    agent = values["agent_id"] or ""
+    if not AGENT_ID.fullmatch(agent):
+        raise CliError(f"--agent-id {agent!r} is not an agent id: those are 15 or 18 letters and digits starting "
+                       "with 0Xx. What to do: copy it from Setup > Agents (the agent's record id).")
     # Validate before writing, so a typo is caught now rather than at the first chat.
-    ClientSettings.load(**{k: v for k, v in values.items() if k != "store"})
+    flags = {**FLAGS, "agent_id": "--agent-id"}
+    given = {k: v for k, v in values.items() if k != "store"}
+    resolve(None, argument_names=flags, **given)
+    if store:
+        open_cli_store(store, "--store")
     written = write_profile(profile, {k: v for k, v in values.items() if v}, path, make_default=make_default)
     out_console().print(f"Wrote profile [bold]{profile}[/bold] to {written} (mode 600). "
                         f"Next: sessionforce config check{'' if profile == 'default' else f' --profile {profile}'}")

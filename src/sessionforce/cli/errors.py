@@ -4,11 +4,15 @@ Exit codes (also in ``sessionforce --help`` and docs/cli.md):
 
 ====  =====================================================================
 0     success
-1     failures: a ``run`` expectation failed, ``config check`` or ``doctor`` failed, or an unexpected error
-2     usage error, bad input file, or configuration error
+1     failures: a ``run`` expectation failed, ``config check`` or ``doctor`` failed, the server failed or gave
+      no answer, or an unexpected error
+2     usage error, bad input (a file, an unknown conversation or agent id), configuration error
 3     cannot reach the org or emulator, or authentication failed
 130   interrupted (Ctrl-C)
 ====  =====================================================================
+
+An unknown agent id (404 when a session starts) is bad input, not a reachability problem: the org
+answered, and the fix is the id (or the host or token it was sent with).
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 failures (run expectations, config check, doctor); 2 usage, bad input or config error; "
-    "3 cannot reach the org/emulator or authentication failed; 130 interrupted."
+    "Exit codes: 0 ok; 1 failures (run expectations, config check, doctor, server errors, no answer); 2 usage, "
+    "bad input (file, unknown conversation or agent id) or config error; 3 cannot reach the org/emulator or "
+    "authentication failed; 130 interrupted."
 )
 
 P = ParamSpec("P")
@@ -84,10 +89,10 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_INTERRUPTED
     if isinstance(exc, e.ConfigError | e.InvalidArgument):
         return EXIT_USAGE
-    if isinstance(exc, e.AuthError | e.TransportError | e.NotFound) and not isinstance(exc, e.SessionNotFound):
-        return EXIT_UNREACHABLE
-    if isinstance(exc, e.StoreUnavailable):
-        return EXIT_UNREACHABLE
+    if isinstance(exc, e.NotFound) and not isinstance(exc, e.SessionNotFound):
+        return EXIT_USAGE  # the org answered: the agent id (or the host or token it went to) is wrong
+    if isinstance(exc, e.AuthError | e.ConnectionFailed | e.StoreUnavailable):
+        return EXIT_UNREACHABLE  # (a turn that got no answer is a failure: the server was reached)
     return EXIT_FAILED
 
 
@@ -123,7 +128,14 @@ def guard(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                # A reader that went away (`| head`) shows up here, inside the command, rather than as a
+                # message from the interpreter's last flush.
+                sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # Typer does what the Python docs advise: stdout pacified, exit 1, no message
         except (typer.Exit, typer.Abort, TyperException):
             raise  # Click prints usage errors itself (exit 2)
         except (Exception, KeyboardInterrupt) as exc:

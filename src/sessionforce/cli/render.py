@@ -43,9 +43,11 @@ def _compact(value: Any) -> str:
 class Renderer:
     """Writes one chat's output. ``rich=False`` (piped output): no spinner, no colours, one line per item."""
 
-    def __init__(self, console: Console, *, rich: bool) -> None:
+    def __init__(self, console: Console, *, rich: bool, resume: str = "none") -> None:
         self.console = console
         self.rich = rich
+        self.resume = resume
+        """The chat's resume policy, to say what a replacement session knows."""
         self._streamed = ""
         self._status: Status | None = None
         self._session: str | None = None
@@ -200,20 +202,31 @@ class Renderer:
         elif event.kind is EventKind.RESUMED:
             why = {"expired": "the last one expired", "idle": "the last one was idle too long",
                    "agent_ended": "the agent ended the last one", "ended": "the last one was ended"}
-            reason = why.get(str(d.get("reason")), str(d.get("reason")))
-            line = f"· resumed on new session {short_id(event.session_id)} ({reason})"
+            reason = str(d.get("reason"))
+            knows = ("the last turns were replayed to it" if self.resume == "replay"
+                     else "the agent does not remember earlier turns")
+            line = f"· resumed on new session {short_id(event.session_id)} ({why.get(reason, reason)}; {knows})"
+            if reason in ("expired", "idle"):
+                # Mid-conversation, a fresh "Hi, how can I help?" reads as the answer to the user's turn: the
+                # greeting stays in the transcript, the screen goes on with the reply.
+                self._greeting = None
             greeting, self._greeting = self._greeting, None
         elif event.kind is EventKind.ENDED:
             sid = short_id(d.get("session_id") or event.session_id or self._session)
             if d.get("reason") == "Expired":
                 line = f"· session {sid} expired"
+            elif d.get("already_gone"):
+                line = f"· session {sid} had already expired or ended on the server: nothing to end"
             elif d.get("by") == "agent":
                 line = f"· the agent ended session {sid} ({d.get('reason') or 'no reason'})"
             else:
                 line = f"· session {sid} ended ({d.get('reason')})"
         elif event.kind is EventKind.DELIVERY_UNKNOWN:
+            if d.get("owner") is None:
+                return  # this chat's own turn: the chat reports it once, in its own words
             self._stop_spinner()
-            self.warn(f"· turn {event.sequence_id}: delivery unknown ({d.get('error') or d.get('owner')})")
+            self.end_turn()
+            self.warn(f"· turn {event.sequence_id}, sent by {d.get('owner')}, was interrupted: delivery unknown")
             return
         if line is not None:
             self._stop_spinner()
@@ -252,7 +265,14 @@ class Renderer:
         """The stored transcript, one line per entry (``/transcript``)."""
         if not entries:
             self.note("(the transcript is empty)")
+        last = 0
         for entry in entries:
+            seq = entry.sequence_id or 0
+            if seq > last + 1:
+                skipped = f"#{last + 1}" if seq == last + 2 else f"#{last + 1}–#{seq - 1}"
+                self.note(f"  {skipped}: refused (404) by a session that had expired; not delivered, so the turn "
+                          "was sent again on the new session")
+            last = max(last, seq)
             stamp = time.strftime("%H:%M:%S", time.localtime(entry.at))
             head = f"  [dim]{stamp} #{entry.sequence_id or '-':<3}[/dim] "
             if entry.kind == "turn":

@@ -37,6 +37,13 @@ class ScenarioError(Exception):
     """A suite file that cannot be read or does not follow the format; the message names file and place."""
 
 
+MAX_SUITE_BYTES = 1 << 20
+"""A suite is a small hand-written file; anything larger is a mistake (a wrong path, ``/dev/zero``)."""
+
+MESSAGE_TYPES = ("Inform", "Inquire", "Confirm", "Escalate", "Escalation", "Failure", "Error", "SessionEnded")
+"""The message types an agent's reply carries (Agent API reference); ``expect: {type: ...}`` names these."""
+
+
 def _strings(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return None if value is None else [value]
@@ -73,6 +80,18 @@ class Expect(BaseModel):
     @classmethod
     def _as_list(cls, value: Any) -> Any:
         return _strings(value)
+
+    @field_validator("type")
+    @classmethod
+    def _known_types(cls, value: list[str] | None) -> list[str] | None:
+        import difflib
+
+        for kind in value or ():
+            if kind not in MESSAGE_TYPES:
+                close = difflib.get_close_matches(kind, MESSAGE_TYPES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"names an unknown message type {kind!r}{hint}; known: {', '.join(MESSAGE_TYPES)}")
+        return value
 
     @field_validator("regex")
     @classmethod
@@ -142,6 +161,17 @@ class Suite(_Common):
 
     conversations: list[ConversationSpec] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> Suite:
+        seen: dict[str, int] = {}
+        for i, conversation in enumerate(self.conversations):
+            if conversation.name in seen:
+                raise ValueError(f"conversations[{i}]: the name {conversation.name!r} is also the name of "
+                                 f"conversations[{seen[conversation.name]}]; names tell results apart, so "
+                                 "each must be unique")
+            seen[conversation.name] = i
+        return self
+
 
 _MESSAGES = {
     "string_type": "must be a string",
@@ -168,6 +198,8 @@ def _place(loc: tuple[int | str, ...]) -> str:
 def _describe(error: Any) -> str:
     loc = tuple(error["loc"])
     message = _MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
+    if not loc:
+        return message  # a whole-file rule; the message names its places itself
     if loc and isinstance(loc[-1], str):
         parent = _place(loc[:-1])
         return f"{parent + ': ' if parent else ''}'{loc[-1]}' {message}"
@@ -198,11 +230,31 @@ def _substitute(value: Any, values: dict[str, str], where: str) -> Any:
 def load_suite(path: Path) -> Suite:
     """Read and validate one suite file, with ``${...}`` substituted; raises :class:`ScenarioError`."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return _load(path)
+    except RecursionError:
+        raise ScenarioError(f"{path}: nested thousands of levels deep, which no suite is; is it the right "
+                            "file?") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SUITE_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_SUITE_BYTES:
+        raise ScenarioError(f"{path}: larger than {MAX_SUITE_BYTES >> 20} MiB, which no suite is; is it the "
+                            "right file?")
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite as UTF-8") from None
+
+
+def _load(path: Path) -> Suite:
+    text = _read(path)
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -221,7 +273,12 @@ def load_suite(path: Path) -> Suite:
         values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in merged.items()}
         raw = conversation.model_dump(exclude={"vars"}, exclude_none=True)
         raw = _substitute(raw, values, f"{path}: conversations[{i}]")
-        conversations.append(ConversationSpec.model_validate({**raw, "vars": conversation.vars}))
+        try:
+            conversations.append(ConversationSpec.model_validate({**raw, "vars": conversation.vars}))
+        except ValidationError as exc:  # e.g. a regex that only breaks once ${...} is filled in
+            first = exc.errors(include_url=False)[0]
+            first["loc"] = ("conversations", i, *first["loc"])
+            raise ScenarioError(f"{path}: {_describe(first)}") from None
     return suite.model_copy(update={"conversations": conversations})
 
 

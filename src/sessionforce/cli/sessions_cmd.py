@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from sessionforce.cli.common import PROFILE_HELP, STORE_HELP, err_console, open_target, out_console, resolve_settings
+from sessionforce.cli.common import (
+    PROFILE_HELP,
+    STORE_HELP,
+    err_console,
+    open_cli_store,
+    open_target,
+    out_console,
+    prepare_output,
+    resolve_settings,
+    shown_store,
+    store_source,
+)
 from sessionforce.cli.errors import EXIT_CODES_HELP, CliError, guard
 
 if TYPE_CHECKING:
@@ -58,18 +69,23 @@ def _ago(at: float) -> str:
 
 
 def _with_store(store_url: str | None, profile: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
-    from sessionforce.store import open_store
-
-    url = resolve_settings(profile, store=store_url).store_url
+    resolved = resolve_settings(profile, store=store_url)
+    url = resolved.store_url
+    source = store_source(resolved)
 
     async def run() -> T:
-        store = open_store(url)
+        store = open_cli_store(url, source)
         try:
             return await work(store)
         finally:
             await store.aclose()
 
     return asyncio.run(run())
+
+
+def _store_url(store_url: str | None, profile: str | None) -> str:
+    """The store the command works on, as shown to the user (password hidden)."""
+    return shown_store(resolve_settings(profile, store=store_url).store_url)
 
 
 async def _load(store: Store, conversation_id: str) -> ConversationRecord:
@@ -101,24 +117,48 @@ def list_(
     if status not in (None, "active", "idle"):
         raise typer.BadParameter("use 'active' or 'idle'", param_hint="--status")
     wanted = ConversationStatus(status) if status else None
-    records = _with_store(store, profile, lambda s: s.list_conversations(status=wanted, limit=limit))
+
+    async def work(s: Store) -> tuple[list[ConversationRecord], bool]:
+        records = await s.list_conversations(status=wanted, limit=limit)
+        empty = not records and not await s.list_conversations(limit=1)
+        return records, empty
+
+    records, empty = _with_store(store, profile, work)
     if as_json:
         print(json.dumps([r.to_dict() for r in records], indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     console = out_console()
-    if not records:
-        console.print("[dim]No conversations in the store.[/dim]")
+    where = escape(_store_url(store, profile))
+    if empty:
+        console.print(f"[dim]No conversations in the store {where}.[/dim]")
         return
+    if not records:
+        console.print(f"[dim]No {status} conversations in the store {where} (there are others: "
+                      "drop --status to list them).[/dim]")
+        return
+    console.print(f"[dim]store: {where}[/dim]")
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("conversation", "status", "session", "agent", "turns", "seq", "sessions", "last activity"):
+    for column in ("conversation", "status", "session", "agent", "org", "turns", "seq", "sessions", "last activity"):
         table.add_column(column, no_wrap=column != "conversation")
     for r in records:
         state = "[green]active[/green]" if r.status is ConversationStatus.ACTIVE else "[dim]idle[/dim]"
-        table.add_row(r.conversation_id, state, (r.session_id or "-")[:8], r.agent_id, str(r.turns),
-                      str(r.last_sequence_id), str(len(r.sessions)), _ago(r.last_activity_at))
+        table.add_row(escape(r.conversation_id), state, (r.session_id or "-")[:8], escape(r.agent_id),
+                      escape(_org(r)), str(r.turns), str(r.last_sequence_id), str(len(r.sessions)),
+                      _ago(r.last_activity_at))
     console.print(table)
+
+
+def _org(record: ConversationRecord) -> str:
+    """The org (My Domain host) the record's sessions live on, as far as the record knows it."""
+    from urllib.parse import urlsplit
+
+    if not record.org:
+        return "-"
+    host = urlsplit(record.org).netloc or record.org
+    return f"{host} (emulator)" if record.org.startswith("http://") else host
 
 
 @sessions_app.command("show")
@@ -144,11 +184,14 @@ def show(
         print(json.dumps({"record": record.to_dict(),
                           "transcript": [e.to_dict() for e in entries]}, indent=2))
         return
+    from rich.markup import escape
+
     from sessionforce.cli.render import Renderer
 
     console = out_console()
     renderer = Renderer(console, rich=console.is_terminal)
-    console.print(f"[bold]{record.conversation_id}[/bold]  agent {record.agent_id}  {record.status.value}  "
+    console.print(f"[bold]{escape(record.conversation_id)}[/bold]  agent {escape(record.agent_id)}  "
+                  f"org {escape(_org(record))}  {record.status.value}  "
                   f"{record.turns} turn(s), last sequenceId {record.last_sequence_id}, "
                   f"last activity {_ago(record.last_activity_at)}")
     for info in record.sessions:
@@ -176,11 +219,12 @@ def end(
     """
     from sessionforce.agent_api import AsyncAgentClient
     from sessionforce.lifecycle import Conversations
-    from sessionforce.store import open_store
 
+    # The id first: an unknown conversation is bad input (exit 2), whatever org is or is not configured.
+    _with_store(store, profile, lambda s: _load(s, conversation_id))
     with open_target(profile, store=store, allow_emulator=False) as target:
         async def run() -> bool:
-            the_store = open_store(target.store_url)
+            the_store = target.open_store()
             try:
                 await _load(the_store, conversation_id)
                 async with AsyncAgentClient(settings=target.settings) as client:
@@ -224,11 +268,10 @@ def reap(
         return
     from sessionforce.agent_api import AsyncAgentClient
     from sessionforce.lifecycle import Conversations, reap_idle
-    from sessionforce.store import open_store
 
     with open_target(profile, store=store, allow_emulator=False) as target:
         async def run() -> list[str]:
-            the_store = open_store(target.store_url)
+            the_store = target.open_store()
             try:
                 async with AsyncAgentClient(settings=target.settings) as client:
                     return await reap_idle(Conversations(client, store=the_store), idle_for=idle_for)
@@ -245,7 +288,8 @@ def reap(
 @guard
 def export(
     conversation_id: Annotated[str, typer.Argument(metavar="ID", help="Conversation id.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here instead of stdout (missing folders are created).")] = None,
     store: StoreOption = None,
     profile: ProfileOption = None,
 ) -> None:
@@ -257,6 +301,9 @@ def export(
 
       sessionforce sessions export ticket-42 -o ticket-42.jsonl
     """
+    if output is not None:
+        prepare_output(output, "the transcript")
+
     async def work(s: Store) -> list[str]:
         await _load(s, conversation_id)
         return [entry.to_json() for entry in await s.transcript(conversation_id)]

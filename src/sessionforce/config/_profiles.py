@@ -18,7 +18,7 @@ settings that neither an argument nor an environment variable gives (applied in 
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import stat
 import tomllib
@@ -147,33 +147,58 @@ def permission_warning(path: Path | None = None) -> str | None:
     return None
 
 
-def _toml_string(value: str) -> str:
-    # JSON string escapes (\" \\ \n \uXXXX ...) are all valid in TOML basic strings.
-    return json.dumps(value, ensure_ascii=False)
+_HEADER = "sessionforce profiles: see `sessionforce config --help`. Keep this file private (chmod 600)."
 
 
 def write_profile(name: str, values: dict[str, str], path: Path | None = None, *, make_default: bool = False) -> Path:
-    """Add or replace profile ``name`` (other profiles are kept; comments are not) and return the path.
+    """Add or replace profile ``name`` and return the path. The rest of the file (other profiles, and
+    every comment, including those inside a replaced profile) is kept as it was (tomlkit round-trips it).
 
-    The file is created readable by its owner only (mode 600), since it may hold a client secret.
+    The file is written readable by its owner only (mode 600), since it may hold a client secret, and
+    atomically: a crash leaves the old file or the new one, never half of one.
     """
+    import tempfile
+
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
     path = path or config_path()
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         raise ConfigError(f"Profile name {name!r}: use letters, digits, '-' and '_'.")
-    profiles, default = load_profiles(path)
-    profiles[name] = Profile(name, {k: v for k, v in values.items() if k in PROFILE_KEYS and v})
+    load_profiles(path)  # the file as it is must be valid: its errors are named before anything changes
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        document = tomlkit.document()
+        document.add(tomlkit.comment(_HEADER))
+        document.add(tomlkit.nl())
+    except (OSError, TOMLKitError) as exc:  # pragma: no cover - load_profiles read the same file just now
+        raise ConfigError(f"{path}: cannot update it ({exc}).") from None
     if make_default:
-        default = name
-    lines = ["# sessionforce profiles: see `sessionforce config --help`. Keep this file private (chmod 600).", ""]
-    if default:
-        lines += [f"default_profile = {_toml_string(default)}", ""]
-    for profile in profiles.values():
-        lines.append(f"[profiles.{profile.name}]")
-        lines += [f"{key} = {_toml_string(profile.values[key])}" for key in PROFILE_KEYS if key in profile.values]
-        lines.append("")
+        document["default_profile"] = name
+    profiles = document.get("profiles")
+    if profiles is None:
+        profiles = tomlkit.table(is_super_table=True)
+        document["profiles"] = profiles
+    wanted = {key: values[key] for key in PROFILE_KEYS if values.get(key)}
+    table = profiles.get(name)
+    if table is None:
+        table = tomlkit.table()
+        profiles[name] = table
+    for key in PROFILE_KEYS:  # in place, so the profile's own comments stay where they were
+        if key in wanted:
+            table[key] = wanted[key]
+        elif key in table:
+            del table[key]
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")  # mode 600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(tomlkit.dumps(document))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     os.chmod(path, 0o600)
     return path

@@ -7,9 +7,12 @@ what is built from them (token providers, timeouts, retry policies) belongs to t
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +38,15 @@ ENV_NAMES: dict[str, str] = {
     "locked_wait": "SESSIONFORCE_LOCKED_WAIT",
 }
 """Each setting's environment variable."""
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _env(name: str) -> Any:
@@ -71,8 +83,21 @@ class ClientSettings(BaseSettings):
         if value is None:
             return None
         value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")) or len(value) < 10:
-            raise ValueError("must be a URL starting with https://, e.g. https://acme.my.salesforce.com")
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        example = "e.g. https://acme.my.salesforce.com"
+        if not host or parts.scheme not in ("https", "http"):
+            raise ValueError(f"must be an https:// URL, {example}")
+        if parts.scheme == "http" and not _loopback(host):
+            # Plain http carries the client secret and tokens readable on the way: only to this machine.
+            raise ValueError(f"must be an https:// URL, {example} (http:// only for a local emulator on "
+                             "127.0.0.1, ::1 or localhost)")
+        if parts.path or parts.query or parts.fragment:
+            # A path would be put before /services/oauth2/token and the API paths: a 404 naming the agent.
+            raise ValueError(f"must be the address alone, with no path after the host, {example}")
         return value
 
     @field_validator("connect_timeout", "read_timeout", "stream_read_timeout", "turn_timeout", "token_lifetime")
@@ -104,8 +129,9 @@ class ClientSettings(BaseSettings):
         return resolve(profile, **arguments).settings
 
     @classmethod
-    def _validated(cls, given: dict[str, Any]) -> ClientSettings:
-        """Settings from ``given`` values and the environment (no profile), errors named by variable."""
+    def _validated(cls, given: dict[str, Any], sources: Mapping[str, str] | None = None) -> ClientSettings:
+        """Settings from ``given`` values and the environment (no profile); each error names where its
+        value came from (``sources``: setting -> ``argument``, ``profile NAME``, ...; else the environment)."""
         unknown = sorted(set(given) - set(cls.model_fields))
         if unknown:
             raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}. Known: {', '.join(cls.model_fields)}.")
@@ -115,8 +141,10 @@ class ClientSettings(BaseSettings):
             problems = []
             for error in exc.errors(include_input=False, include_url=False):
                 name = str(error["loc"][0]) if error["loc"] else "?"
-                env = ENV_NAMES.get(name, name)
-                problems.append(f"{name} ({env}): {error['msg']}")
+                source = (sources or {}).get(name) or f"environment ({ENV_NAMES.get(name, name)})"
+                if source.startswith("environment ("):
+                    source = "environment variable " + source.removeprefix("environment (").rstrip(")")
+                problems.append(f"{name} (from {source}): {error['msg'].removeprefix('Value error, ')}")
             raise ConfigError("Invalid setting: " + "; ".join(problems)) from None
 
     def require(self, *names: str) -> None:
@@ -144,14 +172,23 @@ class Resolved:
         return self.settings.my_domain is not None
 
 
-def resolve(profile_name: str | None = None, *, store: str | None = None, **arguments: Any) -> Resolved:
+def resolve(
+    profile_name: str | None = None,
+    *,
+    store: str | None = None,
+    argument_names: Mapping[str, str] | None = None,
+    **arguments: Any,
+) -> Resolved:
     """Settings from ``arguments`` (``None`` = not given), then the environment, then the profile.
 
-    Raises :class:`ConfigError` for a bad file, an unknown profile or a malformed setting.
+    ``argument_names`` says how the caller's user gave each argument (a command line: ``{"my_domain":
+    "--my-domain"}``), so errors and ``sources`` name it that way. Raises :class:`ConfigError` for a bad
+    file, an unknown profile or a malformed setting, naming where the bad value came from.
     """
     profile = select_profile(profile_name)
     given = {k: v for k, v in arguments.items() if v is not None}
-    sources: dict[str, str] = dict.fromkeys(given, "argument")
+    names = argument_names or {}
+    sources: dict[str, str] = {k: names.get(k, "argument") for k in given}
     for name, env in ENV_NAMES.items():
         if name not in given and os.environ.get(env):
             sources[name] = f"environment ({env})"
@@ -160,10 +197,10 @@ def resolve(profile_name: str | None = None, *, store: str | None = None, **argu
             if key != "store" and key not in sources and value:
                 given[key] = value
                 sources[key] = f"profile {profile.name}"
-    settings = ClientSettings._validated(given)
+    settings = ClientSettings._validated(given, sources)
     store_url = store
     if store is not None:
-        sources["store"] = "argument"
+        sources["store"] = names.get("store", "argument")
     elif os.environ.get(STORE_ENV):
         sources["store"] = f"environment ({STORE_ENV})"
     elif profile is not None and profile.values.get("store"):

@@ -75,6 +75,7 @@ class _SessionSteps:
             external_session_key=str(uuid.uuid4()),
             created_at=now,
             last_activity_at=now,
+            org=self.client.my_domain,
         )
 
     async def _load_existing(self) -> ConversationRecord:
@@ -253,7 +254,7 @@ class _SessionSteps:
         ended = await self.client.end_session(session_id, end_reason)
         final_state = state if ended is not None else SessionState.EXPIRED
         await self._mark_closed(turn, final_state, end_reason if ended is not None else "AlreadyGone")
-        await self._emit(EventKind.ENDED, turn, None, session_id, reason=end_reason)
+        await self._emit(EventKind.ENDED, turn, None, session_id, reason=end_reason, already_gone=ended is None)
         return True
 
     async def _mark_end_failed(self, turn: Turn, end_reason: EndReason, error: SessionforceError) -> None:

@@ -81,19 +81,21 @@ def open_store(url: str | None = None) -> Store:
     """Open the store a URL names; ``None`` reads ``SESSIONFORCE_STORE``, else the default SQLite file.
 
     A URL that cannot be used raises :class:`~sessionforce.errors.ConfigError` saying why; a password in it
-    is never shown.
+    is never shown. Messages name ``SESSIONFORCE_STORE`` only when the URL came from it (a caller that passes
+    a URL names its own source, e.g. the CLI's ``--store``).
     """
+    label = "" if url else f" ({STORE_ENV})"
     url = url or os.environ.get(STORE_ENV) or f"sqlite:///{default_sqlite_path()}"
     scheme, sep, rest = url.partition("://")
     shown = redact_url(url)
     if not sep:
-        raise ConfigError(f"Store URL {shown!r} ({STORE_ENV}) has no scheme. What to do: use {_SCHEMES}.")
+        raise ConfigError(f"Store URL {shown!r}{label} has no scheme. What to do: use {_SCHEMES}.")
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise ConfigError(
-                f"Store URL {shown!r} ({STORE_ENV}) needs a file path: sqlite:///absolute/path.db "
+                f"Store URL {shown!r}{label} needs a file path: sqlite:///absolute/path.db "
                 "(three slashes, then the path)."
             )
         return SQLiteStore(rest[1:] if rest.startswith("//") else rest)
@@ -112,11 +114,16 @@ def open_store(url: str | None = None) -> Store:
         query = parse_qsl(parts.query, keep_blank_values=True)
         prefixes = [v for k, v in query if k == "prefix"]
         rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
-        return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
+        try:
+            return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
+        except ConfigError as exc:
+            if not label:
+                raise
+            raise ConfigError(f"{exc.message} (The URL came from {STORE_ENV}.)") from None
     if scheme in ("postgresql", "postgres"):
         from sessionforce.store._postgres import PostgresStore
 
         return PostgresStore.from_url(url)
     raise ConfigError(
-        f"Store URL {shown!r} ({STORE_ENV}) has an unknown scheme {redact_url(scheme)!r}. What to do: use {_SCHEMES}."
+        f"Store URL {shown!r}{label} has an unknown scheme {redact_url(scheme)!r}. What to do: use {_SCHEMES}."
     )

@@ -182,6 +182,8 @@ class ConversationRecord(_Value):
     escalated: bool = False
     """The agent handed the conversation to a human in the last session."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    org: str | None = None
+    """The My Domain URL of the org the conversation's sessions live on (``None`` in older records)."""
     version: int = 0
     """Compare-and-save counter: 0 for a record not yet stored; the store bumps it on each save."""
 

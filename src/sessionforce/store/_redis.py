@@ -127,8 +127,8 @@ class RedisStore(Store):
             client = aioredis.Redis.from_url(url, **client_kwargs)
         except ValueError as exc:
             raise ConfigError(
-                f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE) is not a valid Redis URL ({exc}). "
-                "What to do: use redis://host:6379/0 (a password before the host, ending in @)."
+                f"Store URL {redact_url(url)!r} is not a valid Redis URL ({exc}). "
+                "What to do: use redis://[:password@]host:6379/0 (a password before the host, ending in @)."
             ) from None
         store = cls(client, prefix=prefix, retention=retention, clock=clock)
         store._owns_client = True

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -125,9 +126,12 @@ class SQLiteStore(Store):
                 advice="use a newer Python build, or another store (memory:// or redis://)",
             )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Transcripts are personal data: a new file is readable by its owner only (SQLite gives the -wal
+            # and -shm files the mode of the database file). An existing file keeps the mode it has.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
-            raise self._unavailable(exc, "creating its directory") from exc
+            raise self._unavailable(exc, "creating it") from exc
         # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout=0: never sleep inside SQLite.
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
         try:
