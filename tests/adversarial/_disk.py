@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["SmallDisk", "held_write_lock", "small_disk_or_skip"]
+__all__ = ["SmallDisk", "WriteLockHolder", "read_only_directory", "small_disk_or_skip"]
 
 
 class SmallDisk:
@@ -75,28 +75,63 @@ def small_disk_or_skip(size: str = "2m") -> Iterator[SmallDisk]:
             subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
 
 
+class WriteLockHolder:
+    """Another connection that takes ``path``'s write lock (``BEGIN IMMEDIATE``) on :meth:`take` and holds it
+    until :meth:`release`, from a thread of its own, as another process would (SQLite locks are per
+    connection). :meth:`take` may be called from any thread (e.g. an emulated agent, mid-turn)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._release = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def take(self) -> None:
+        """Take the write lock; return once it is held."""
+        taken = threading.Event()
+        self._release.clear()
+
+        def hold() -> None:
+            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                taken.set()
+                self._release.wait(30)
+                conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+
+        self._thread = threading.Thread(target=hold, name="sqlite-lock-holder", daemon=True)
+        self._thread.start()
+        if not taken.wait(5):
+            raise RuntimeError(f"could not take the write lock of {self.path}")
+
+    def release(self) -> None:
+        """Give the lock back (a no-op when it is not held)."""
+        self._release.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+
 @contextlib.contextmanager
-def held_write_lock(path: Path) -> Iterator[threading.Event]:
-    """Another connection holds ``path``'s write lock (``BEGIN IMMEDIATE``) until the returned event is set
-    or the block exits. Held from a thread, as another process would (SQLite locks are per connection)."""
-    release = threading.Event()
-    taken = threading.Event()
-
-    def hold() -> None:
-        conn = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+def read_only_directory(scratch: Path) -> Iterator[Path]:
+    """A directory nobody may write to: a read-only tmpfs as root (root ignores file modes), a 0555
+    directory otherwise."""
+    if os.geteuid() != 0:
+        path = scratch / "read-only"
+        path.mkdir()
+        path.chmod(0o555)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            taken.set()
-            release.wait(30)
-            conn.execute("ROLLBACK")
+            yield path
         finally:
-            conn.close()
-
-    thread = threading.Thread(target=hold, name="sqlite-lock-holder", daemon=True)
-    thread.start()
-    taken.wait(5)
-    try:
-        yield release
-    finally:
-        release.set()
-        thread.join(5)
+            path.chmod(0o755)
+        return
+    with tempfile.TemporaryDirectory(prefix="sf-adv-ro-") as mountpoint:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mountpoint],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"needs a read-only directory: root ignores file modes and mount failed ({done.stderr})")
+        try:
+            yield Path(mountpoint)
+        finally:
+            subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 __all__ = [
     "Behaviour",
@@ -36,6 +37,7 @@ __all__ = [
     "Request",
     "bad_chunked",
     "bad_status_line",
+    "echo_secret",
     "echo_token",
     "end_of_turn_event",
     "hang",
@@ -44,6 +46,7 @@ __all__ = [
     "respond",
     "short_body",
     "sse",
+    "sse_error_echo",
     "trickle",
     "truncated_json",
     "wrong_content_type",
@@ -153,6 +156,29 @@ def echo_token(status: int = 500) -> Behaviour:
         body = {"status": status, "error": "HttpServerErrorException", "requestId": uuid.uuid4().hex,
                 "message": f"Could not validate the session for 'Authorization: Bearer {request.bearer}'"}
         return await respond(status, body, reason="Error")(conn, request, server)
+
+    return behaviour
+
+
+def echo_secret(status: int = 400) -> Behaviour:
+    """A token-route refusal whose description repeats the client secret the form carried."""
+
+    async def behaviour(conn: Connection, request: Request, server: HostileServer) -> bool:
+        form = dict(parse_qsl(request.body.decode("latin-1")))
+        body = {"error": "invalid_client",
+                "error_description": f"client_secret {form.get('client_secret', '')!r} is not valid for this client"}
+        return await respond(status, body, reason="Refused")(conn, request, server)
+
+    return behaviour
+
+
+def sse_error_echo() -> Behaviour:
+    """200, then an SSE error event whose message repeats the bearer token."""
+
+    async def behaviour(conn: Connection, request: Request, server: HostileServer) -> bool:
+        event = {"status": 500, "error": "HttpServerErrorException", "requestId": uuid.uuid4().hex,
+                 "message": f"Session validation failed for Bearer {request.bearer}"}
+        return await sse(event)(conn, request, server)
 
     return behaviour
 
