@@ -60,11 +60,13 @@ def failure_of(outcome: Timed, what: str) -> BaseException:
     return outcome.error
 
 
-def our_error(error: BaseException, expected: type[E], *words: str) -> E:
-    """``error`` must be our own ``expected`` class, and its message must name each of ``words``."""
+def our_error(error: BaseException, expected: type[E] | tuple[type[E], ...], *words: str) -> E:
+    """``error`` must be our own ``expected`` class (or one of them), and its message must name each of
+    ``words``."""
     if not isinstance(error, expected):
+        names = " or ".join(c.__name__ for c in (expected if isinstance(expected, tuple) else (expected,)))
         raise AssertionError(
-            f"expected our {expected.__name__}, got {type(error).__module__}.{type(error).__name__}: {error}"
+            f"expected our {names}, got {type(error).__module__}.{type(error).__name__}: {error}"
         ) from error
     assert isinstance(error, SessionforceError), f"{type(error).__name__} is not a SessionforceError"
     text = str(error).lower()
