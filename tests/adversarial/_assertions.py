@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sessionforce.errors import SessionforceError
 
@@ -72,4 +72,4 @@ def our_error(error: BaseException, expected: type[E] | tuple[type[E], ...], *wo
     text = str(error).lower()
     missing = [w for w in words if w.lower() not in text]
     assert not missing, f"the message does not name {missing}: {error}"
-    return error
+    return cast(E, error)

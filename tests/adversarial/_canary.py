@@ -26,6 +26,16 @@ class Canaries:
     def __iter__(self) -> Iterator[str]:
         return iter((self.client_secret, self.access_token, self.redis_password))
 
+    def report(self, texts: Iterable[str]) -> str:
+        """"" when no planted value is in ``texts``; else, per value, how many texts hold it and two of them."""
+        texts = list(texts)
+        lines = []
+        for name in ("client_secret", "access_token", "redis_password"):
+            found = hits([getattr(self, name)], texts)
+            if found:
+                lines.append(f"{name}: in {len(found)} text(s), e.g. " + " | ".join(found[:2]))
+        return "\n".join(lines)
+
 
 class LogCapture(logging.Handler):
     """Keeps every record at DEBUG and above: its formatted message, its raw args, its exception with the

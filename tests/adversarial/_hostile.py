@@ -35,6 +35,7 @@ __all__ = [
     "Connection",
     "HostileServer",
     "Request",
+    "after",
     "bad_chunked",
     "bad_status_line",
     "echo_secret",
@@ -49,6 +50,7 @@ __all__ = [
     "sse_error_echo",
     "trickle",
     "truncated_json",
+    "well_behaved",
     "wrong_content_type",
 ]
 
@@ -329,6 +331,21 @@ async def _unknown(conn: Connection, request: Request, server: HostileServer) ->
 
 _DEFAULTS: dict[str, Behaviour] = {"token": _token, "start": _start, "send": _send, "stream": _stream,
                                    "end": _end, "feedback": _feedback, "unknown": _unknown}
+
+
+def well_behaved(route: str) -> Behaviour:
+    """The well-behaved answer of ``route`` (to script it back in between misbehaviours)."""
+    return _DEFAULTS[route]
+
+
+def after(action: Callable[[], object], behaviour: Behaviour) -> Behaviour:
+    """Run ``action()`` (e.g. kill the store) once the request is read, then answer with ``behaviour``."""
+
+    async def run(conn: Connection, request: Request, server: HostileServer) -> bool:
+        await asyncio.to_thread(action)
+        return await behaviour(conn, request, server)
+
+    return run
 
 
 class HostileServer:

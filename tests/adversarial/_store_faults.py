@@ -92,7 +92,7 @@ class _Locked:
         self.holder.release()
 
 
-class store_fault:  # noqa: N801 - used as a context manager, like a function
+class store_fault:
     """``with store_fault(kind, tmp_path) as fault:`` the fault's backend for the block (skips when the
     machine cannot provide it: no redis-server outside CI, no tmpfs without root)."""
 

@@ -18,7 +18,8 @@ from tests.adversarial import _harness
 
 async def main(args: dict[str, Any]) -> dict[str, Any]:
     store = _harness.open_store(args["store"])
-    async with _harness.client(args["url"], client_id=args["client_id"], secret=args["secret"], agent_id=args["agent_id"], store=store) as owner:
+    async with _harness.client(args["url"], client_id=args["client_id"], secret=args["secret"],
+                               agent_id=args["agent_id"], store=store) as owner:
         conv = _harness.conversation(owner, args["conversation"], **args.get("options", {}))
         try:
             reply = await conv.send(args["text"])

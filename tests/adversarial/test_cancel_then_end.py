@@ -69,7 +69,8 @@ async def test_a_session_that_could_not_be_ended_stays_findable_by_the_reaper(sl
             assert isinstance(ended.error, SessionforceError), repr(ended.error)
             live = await store.list_conversations()
             record = next((r for r in live if r.conversation_id == "could-not-end"), None)
-            assert record is not None and record.session_id is not None, (
+            assert record is not None, f"end() failed ({ended.error}) and the conversation is no longer listed"
+            assert record.session_id is not None, (
                 f"end() failed ({ended.error}) and the record no longer names the live session: the reaper "
                 "cannot find it"
             )

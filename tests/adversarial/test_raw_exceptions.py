@@ -93,7 +93,7 @@ async def test_variables_that_are_not_variables_are_an_invalid_argument(emu: Run
     async with _harness.emulator_client(emu) as owner:
         calls: dict[str, Callable[[], Any]] = {
             "send": lambda: _harness.conversation(owner, "vars-1").send("hi", variables="abc"),
-            "start_session": lambda: owner.start_session(variables="abc"),
+            "start_session": lambda: owner.start_session(variables="abc"),  # type: ignore[arg-type]
             "conversation-option": lambda: _harness.conversation(owner, "vars-2", variables="abc").send("hi"),
         }
         error = await _error_of(calls[where], f'variables="abc" on {where}')
@@ -117,7 +117,7 @@ def _damage_sqlite(path: Path) -> int:
 
 def _damage_redis(url: str) -> int:
     """Cut every JSON value (strings and list items) short; how many were damaged."""
-    client = redis.Redis.from_url(url)
+    client: Any = redis.Redis.from_url(url)
     damaged = 0
     try:
         for key in client.scan_iter(count=500):

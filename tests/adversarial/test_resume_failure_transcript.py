@@ -74,7 +74,7 @@ async def test_a_cut_replay_preamble_does_not_report_the_unsent_turn_as_maybe_de
     turns = [t["text"] for t in emu.counters()["turns"]]
     assert TURN not in turns, f"the fault must cut the preamble, not the turn: accepted {turns}"
     assert isinstance(error, SessionforceError), f"not our error: {type(error).__name__}: {error}"
-    assert not isinstance(error, DeliveryUnknown), f"the user's turn was never sent, yet: {type(error).__name__}: {error}"
+    assert not isinstance(error, DeliveryUnknown), f"the user's turn was never sent, yet: {error!r}"
     entries = _entries_for(transcript, TURN)
     assert len(entries) == 1, f"expected exactly one entry for the turn, found {[e.to_dict() for e in entries]}"
     assert entries[0].kind == "error", f"the turn was never sent; its entry says {entries[0].kind!r}"

@@ -102,7 +102,8 @@ async def test_a_token_endpoint_echoing_the_secret_never_puts_it_in_the_error(
     async with _harness.client(hostile.url, secret=secret, retry=_harness.no_retries()) as owner:
         outcome = await outcome_within(owner.start_session(), 15, "a start whose token request is refused")
     error = failure_of(outcome, "a start whose token request is refused")
-    assert hostile.requests[0].route == "token" and secret in hostile.requests[0].body.decode(), "secret not sent"
+    assert hostile.requests[0].route == "token"
+    assert secret in hostile.requests[0].body.decode(), "the planted secret was not sent"
     assert isinstance(error, SessionforceError), f"not our error: {type(error).__name__}: {error}"
     leaked = hits([secret], exception_texts(error))
     assert not leaked, f"the client secret leaked through {type(error).__name__}: {leaked[:2]}"

@@ -69,7 +69,9 @@ async def test_stale_worker_cannot_overwrite_the_record_of_the_worker_that_took_
             b_in_flight.set()
             await store.aclose()
     session_b = result_b.get("session_id")
-    assert record is not None and session_b is not None and record.session_id == session_b, (
+    assert record is not None
+    assert session_b is not None, f"worker B never got a session: {result_b}"
+    assert record.session_id == session_b, (
         f"B's record was overwritten by the stale worker A: the record names session "
         f"{record and record.session_id}; worker B reported {result_b}"
     )

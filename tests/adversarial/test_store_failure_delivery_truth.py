@@ -23,7 +23,7 @@ TEXT = "break: please cancel my appointment"
 
 
 def _accepted(counters: dict[str, object]) -> list[str]:
-    return [turn["text"] for turn in counters["turns"]]  # type: ignore[attr-defined, index]
+    return [turn["text"] for turn in counters["turns"]]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -66,7 +66,8 @@ async def test_answered_then_store_failure_hands_over_the_reply_and_says_it_was_
     assert accepted == [TEXT]
     assert isinstance(error, SessionforceError), f"not our error: {type(error).__name__}: {error}"
     reply = getattr(error, "reply", None)
-    assert reply is not None and reply.text == f"You said: {TEXT}", "the agent's answer was not handed over"
+    assert reply is not None, "the agent's answer was not handed over"
+    assert reply.text == f"You said: {TEXT}"
     assert "nothing was sent" not in str(error).lower(), f"the turn was answered, the error says otherwise: {error}"
 
 
