@@ -43,9 +43,8 @@ from bench.common import (
     server_process,
     start_bare_session,
 )
-from sessionforce import AgentClient, AsyncAgentClient
-from sessionforce.store import MemoryStore
-from sessionforce.store.sqlite import SQLiteStore
+from sessionforce import AgentClient, AsyncAgentClient, BlockingConversations, Conversations
+from sessionforce.store import MemoryStore, SQLiteStore
 
 POOL = 100
 TARGETS = {"Conversation.send (memory)": 1.5, "Conversation.send (sqlite)": 2.5}
@@ -101,9 +100,9 @@ async def run_bare(url: str, in_flight: int, turns: int, result: Result) -> None
         await _timed([unit_for(n, s) for n, s in enumerate(sessions)], turns, result)
 
 
-def _client(url: str, store: MemoryStore | SQLiteStore | None = None) -> AsyncAgentClient:
+def _client(url: str) -> AsyncAgentClient:
     return AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, agent_id=DEMO_AGENT_ID,
-                            max_connections=POOL, store=store or MemoryStore())
+                            max_connections=POOL)
 
 
 async def run_client(url: str, in_flight: int, turns: int, result: Result) -> None:
@@ -125,8 +124,9 @@ async def run_conversations(url: str, in_flight: int, turns: int, result: Result
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore() if store_kind == "memory" else SQLiteStore(Path(tmp) / "bench.db")
         try:
-            async with _client(url, store) as client:
-                conversations = [client.conversation(f"bench-{n}") for n in range(in_flight)]
+            async with _client(url) as client:
+                manager = Conversations(client, store=store)
+                conversations = [manager.get(f"bench-{n}") for n in range(in_flight)]
 
                 def unit_for(n: int) -> Unit:
                     conversation = conversations[n]
@@ -185,8 +185,8 @@ def run_blocking(url: str, turns: int, results: dict[str, Result]) -> None:
                                headers=headers).json()["sessionId"])
 
         loop("httpx.Client", hx_post, hx_session)
-    with AgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, agent_id=DEMO_AGENT_ID,
-                     store=MemoryStore()) as client:
+    with AgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                     agent_id=DEMO_AGENT_ID) as client:
         session = client.start_session()
 
         def ac_post(target: str, body: bytes) -> int:
@@ -195,7 +195,7 @@ def run_blocking(url: str, turns: int, results: dict[str, Result]) -> None:
             return 200
 
         loop("AgentClient.send_message", ac_post, lambda: session.session_id)
-        conversation = client.conversation("bench-blocking")
+        conversation = BlockingConversations(client, store=MemoryStore()).get("bench-blocking")
 
         def conv_post(target: str, body: bytes) -> int:
             conversation.send("ping")

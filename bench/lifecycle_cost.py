@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import header
-from sessionforce import AsyncAgentClient
-from sessionforce.client import Session, parse_response
-from sessionforce.models import MessagesResponse, VariableInput
-from sessionforce.reply import Reply, construct_validated
-from sessionforce.store import MemoryStore
-from sessionforce.store.sqlite import SQLiteStore
+from sessionforce import AsyncAgentClient, Conversations
+from sessionforce.agent_api._client import Session, parse_response
+from sessionforce.agent_api._models import MessagesResponse, VariableInput
+from sessionforce.agent_api._reply import Reply, construct_validated
+from sessionforce.store import MemoryStore, SQLiteStore
 
 BODY = (
     b'{"messages":[{"type":"Inform","id":"m1","feedbackId":"f1","isContentSafe":true,"message":"pong",'
@@ -63,8 +62,8 @@ async def measure(store_kind: str, turns: int, repeats: int) -> tuple[float, flo
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore() if store_kind == "memory" else SQLiteStore(Path(tmp) / "lifecycle.db")
         client = CannedClient(my_domain="http://127.0.0.1:9", client_id="id", client_secret="secret",
-                              agent_id="0XxCANNED", store=store)
-        conversation = client.conversation("lifecycle")
+                              agent_id="0XxCANNED")
+        conversation = Conversations(client, store=store).get("lifecycle")
         await conversation.send("warm up")
         started = time.process_time()
         for seq in range(turns):

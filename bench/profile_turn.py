@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 from bench.common import CLIENT_ID, CLIENT_SECRET, DEMO_AGENT_ID, header, server_process
-from sessionforce import AsyncAgentClient
-from sessionforce.store import MemoryStore
-from sessionforce.store.sqlite import SQLiteStore
+from sessionforce import AsyncAgentClient, Conversations
+from sessionforce.store import MemoryStore, SQLiteStore
 
 
 async def turns(url: str, store_kind: str, count: int, in_flight: int, profiler: cProfile.Profile | None) -> None:
@@ -27,8 +26,9 @@ async def turns(url: str, store_kind: str, count: int, in_flight: int, profiler:
     with tempfile.TemporaryDirectory() as tmp:
         store = MemoryStore() if store_kind == "memory" else SQLiteStore(Path(tmp) / "profile.db")
         async with AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                    agent_id=DEMO_AGENT_ID, store=store) as client:
-            conversations = [client.conversation(f"profile-{n}") for n in range(in_flight)]
+                                    agent_id=DEMO_AGENT_ID) as client:
+            manager = Conversations(client, store=store)
+            conversations = [manager.get(f"profile-{n}") for n in range(in_flight)]
             await asyncio.gather(*(c.send("warm up") for c in conversations))
 
             async def lane(n: int) -> None:

@@ -48,7 +48,7 @@ from bench.common import (
     start_bare_session,
 )
 from sessionforce import AsyncAgentClient
-from sessionforce.conversation import Conversation
+from sessionforce.lifecycle import Conversation, Conversations
 from sessionforce.store import MemoryStore
 
 LATENCY = 0.2
@@ -148,8 +148,9 @@ async def run_sessionforce(
     gc.collect()
     rss0 = current_rss_bytes()
     async with AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                agent_id=DEMO_AGENT_ID, store=MemoryStore(), max_connections=pool) as client:
-        conversations = [client.conversation(f"scale-{n}") for n in range(count)]
+                                agent_id=DEMO_AGENT_ID, max_connections=pool) as client:
+        manager = Conversations(client, store=MemoryStore())
+        conversations = [manager.get(f"scale-{n}") for n in range(count)]
 
         async def start(n: int) -> None:
             await conversations[n].start()
@@ -184,12 +185,12 @@ async def traced_bytes(url: str, count: int, turns: int) -> tuple[float, float]:
     in the first batch and does not count; an idle conversation holds no connection.
     """
     async with AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                agent_id=DEMO_AGENT_ID, store=MemoryStore(), max_connections=200) as client:
-        store = client.store
-        assert isinstance(store, MemoryStore)
+                                agent_id=DEMO_AGENT_ID, max_connections=200) as client:
+        store = MemoryStore()
+        manager = Conversations(client, store=store)
 
         async def make_idle(prefix: str) -> list[Conversation]:
-            conversations = [client.conversation(f"{prefix}-{n}") for n in range(count)]
+            conversations = [manager.get(f"{prefix}-{n}") for n in range(count)]
 
             async def lane(n: int) -> None:
                 for k in range(turns):

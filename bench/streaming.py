@@ -6,7 +6,7 @@ Against the emulator (a separate process, no injected latency), each streamed tu
 * ``first byte``: when aiohttp hands the response body's first bytes to the reader (``iter_any``);
 * ``text bytes``: when the bytes that complete the first ``TextChunk`` event arrive;
 * ``delivered``: when ``async for event in client.stream_message(...)`` yields the first
-  :class:`~sessionforce.streaming.TextChunkEvent` to the caller.
+  :class:`~sessionforce.agent_api.TextChunkEvent` to the caller.
 
 Reported (medians, microseconds): first byte → delivered (what users feel; includes the emulator's gap
 between its progress event and its first text chunk) and text bytes → delivered (our parser and event
@@ -37,8 +37,7 @@ from bench.common import (
     start_bare_session,
 )
 from sessionforce import AsyncAgentClient
-from sessionforce.store import MemoryStore
-from sessionforce.streaming import TextChunkEvent
+from sessionforce.agent_api import TextChunkEvent
 
 MARK = b'"type":"TextChunk"'
 TEXT = "tell me something nice about bikes please"
@@ -72,7 +71,7 @@ async def sessionforce_turns(url: str, turns: int) -> tuple[list[float], list[fl
     first: list[float] = []
     own: list[float] = []
     async with AsyncAgentClient(my_domain=url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                agent_id=DEMO_AGENT_ID, store=MemoryStore()) as client:
+                                agent_id=DEMO_AGENT_ID) as client:
         transport = client.transport
         original = transport.open_stream
         marks: dict[str, int] = {}

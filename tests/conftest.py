@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from sessionforce import AgentClient, AsyncAgentClient
+from sessionforce import AgentClient, AsyncAgentClient, BlockingConversations, Conversations
 from sessionforce.emulator import RunningEmulator, run_emulator
 from sessionforce.store import MemoryStore
 from tests.redis_server import delete_prefix, redis_url_or_skip, unique_prefix
@@ -30,15 +30,29 @@ def admin(emu: RunningEmulator) -> Iterator[Admin]:
 
 @pytest.fixture
 async def client(emu: RunningEmulator) -> AsyncIterator[AsyncAgentClient]:
-    """An async client on the emulator, with an in-memory store."""
-    async with AsyncAgentClient(**client_kwargs(emu), store=MemoryStore()) as c:
+    """An async client on the emulator."""
+    async with AsyncAgentClient(**client_kwargs(emu)) as c:
+        yield c
+
+
+@pytest.fixture
+async def conversations(client: AsyncAgentClient) -> AsyncIterator[Conversations]:
+    """Conversations over ``client``, with an in-memory store."""
+    async with Conversations(client, store=MemoryStore()) as c:
         yield c
 
 
 @pytest.fixture
 def sync_client(emu: RunningEmulator) -> Iterator[AgentClient]:
-    """A blocking client on the emulator, with an in-memory store."""
-    with AgentClient(**client_kwargs(emu), store=MemoryStore()) as c:
+    """A blocking client on the emulator."""
+    with AgentClient(**client_kwargs(emu)) as c:
+        yield c
+
+
+@pytest.fixture
+def sync_conversations(sync_client: AgentClient) -> Iterator[BlockingConversations]:
+    """Blocking conversations over ``sync_client``, with an in-memory store."""
+    with BlockingConversations(sync_client, store=MemoryStore()) as c:
         yield c
 
 

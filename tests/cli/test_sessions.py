@@ -17,12 +17,15 @@ def _active_conversation(cli: Cli, emu: RunningEmulator) -> str:
     # A piped chat ends its session at EOF; to get one left open we use the library directly on the same store.
     import asyncio
 
-    from sessionforce import AsyncAgentClient
+    from sessionforce import AsyncAgentClient, Conversations
 
     async def run() -> None:
-        async with AsyncAgentClient(my_domain=emu.url, client_id=emu.client_id, client_secret=emu.client_secret,
-                                    agent_id=emu.default_agent_id, store=cli.store_url) as client:
-            await client.conversation("ticket-42").send("what are your opening hours?")
+        async with (
+            AsyncAgentClient(my_domain=emu.url, client_id=emu.client_id, client_secret=emu.client_secret,
+                             agent_id=emu.default_agent_id) as client,
+            Conversations(client, store=cli.store_url) as conversations,
+        ):
+            await conversations.get("ticket-42").send("what are your opening hours?")
 
     asyncio.run(run())
     return "ticket-42"

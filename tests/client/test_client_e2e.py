@@ -31,7 +31,7 @@ from sessionforce import (
     TextChunkEvent,
     Timeouts,
 )
-from sessionforce.auth import ClientCredentials
+from sessionforce.agent_api._auth import ClientCredentials
 from sessionforce.emulator import RunningEmulator
 from tests.support import Admin, client_kwargs
 

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionforce.client import parse_response
-from sessionforce.errors import InvalidArgument, ProtocolError
-from sessionforce.models import (
+from sessionforce.agent_api._client import parse_response
+from sessionforce.agent_api._models import (
     ConfirmMessage,
     EscalateMessage,
     FailureMessage,
@@ -24,7 +23,8 @@ from sessionforce.models import (
     StartSessionResponse,
     TokenResponse,
 )
-from sessionforce.reply import Awaiting, Reply
+from sessionforce.agent_api._reply import Awaiting, Reply
+from sessionforce.errors import InvalidArgument, ProtocolError
 
 
 def read(body: Any, model: type[MessagesResponse] = MessagesResponse) -> MessagesResponse:
@@ -98,9 +98,9 @@ def test_token_response_accepts_issued_at_as_string_or_number_and_hides_the_toke
 
 
 def test_construct_validated_builds_what_model_construct_builds() -> None:
-    from sessionforce.conversation_types import ConversationReply
-    from sessionforce.reply import construct_validated
-    from sessionforce.sync import BlockingReply
+    from sessionforce.agent_api._reply import construct_validated
+    from sessionforce.blocking import BlockingReply
+    from sessionforce.lifecycle import ConversationReply
 
     messages = read({"messages": [{"type": "Inquire", "id": "q1", "message": "Which order?"}]}).messages
     fields: dict[str, Any] = {"messages": messages, "session_id": "s1", "sequence_id": 4}
@@ -154,8 +154,8 @@ def test_the_send_body_is_what_the_request_models_write(
     text: str, sequence_id: int, message_type: str, in_reply_to: str | None, variables: list[dict[str, Any]]
 ) -> None:
     """The client writes the send-message body by hand (it is built every turn); the models are the spec."""
-    from sessionforce.client import _message_body
-    from sessionforce.models import to_variables
+    from sessionforce.agent_api._client import _message_body
+    from sessionforce.agent_api._models import to_variables
 
     message = OutgoingMessage(sequence_id=sequence_id, type=message_type, text=text,  # type: ignore[arg-type]
                               in_reply_to_message_id=in_reply_to)
@@ -169,7 +169,7 @@ def test_the_send_body_is_what_the_request_models_write(
 
 
 def test_bad_send_bodies_are_invalid_argument() -> None:
-    from sessionforce.client import _message_body
+    from sessionforce.agent_api._client import _message_body
 
     with pytest.raises(InvalidArgument, match="Unicode"):
         _message_body("bad \ud800", 1, (), "Text", None)

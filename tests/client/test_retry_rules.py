@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sessionforce.http import Failure, RetryPolicy, backoff_delay, parse_retry_after, should_retry
+from sessionforce.agent_api._retry import Failure, RetryPolicy, backoff_delay, parse_retry_after, should_retry
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionforce.errors import SessionforceError
-from sessionforce.streaming import (
+from sessionforce.agent_api import (
     MessageEvent,
     ProgressEvent,
-    ServerSentEvent,
-    SSEDecoder,
     TextChunkEvent,
     UnknownEvent,
     ValidationFailureEvent,
-    is_end_of_turn,
-    stream_event_from_sse,
 )
+from sessionforce.agent_api._events import is_end_of_turn, stream_event_from_sse
+from sessionforce.agent_api._sse import ServerSentEvent, SSEDecoder
+from sessionforce.errors import SessionforceError
 
 
 def decode(*chunks: bytes) -> list[ServerSentEvent]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from sessionforce import AgentClient, Awaiting
-from sessionforce.events import ConversationEvent
-from sessionforce.streaming import EndOfTurnEvent, TextChunkEvent
-from sessionforce.sync import BlockingReply
+from sessionforce import Awaiting, BlockingConversations
+from sessionforce.agent_api import EndOfTurnEvent, TextChunkEvent
+from sessionforce.blocking import BlockingReply
+from sessionforce.lifecycle import ConversationEvent
 from tests.support import Admin
 
 
-def test_scoped_blocking_conversation(sync_client: AgentClient, admin: Admin) -> None:
+def test_scoped_blocking_conversation(sync_conversations: BlockingConversations, admin: Admin) -> None:
     events: list[ConversationEvent] = []
-    with sync_client.conversation("desk-1") as conv:
+    with sync_conversations.get("desk-1") as conv:
         conv.on("*", events.append)
         greeting = conv.start()
         assert greeting is not None
@@ -33,8 +33,8 @@ def test_scoped_blocking_conversation(sync_client: AgentClient, admin: Admin) ->
     assert {e.kind.value for e in events} >= {"session_started", "turn_sent", "reply", "ended"}
 
 
-def test_blocking_resume_after_expiry(sync_client: AgentClient, admin: Admin) -> None:
-    conv = sync_client.conversation("desk-2", resume="replay")
+def test_blocking_resume_after_expiry(sync_conversations: BlockingConversations, admin: Admin) -> None:
+    conv = sync_conversations.get("desk-2", resume="replay")
     conv.send("my name is Lin")
     admin.expire(admin.sessions()[0]["sessionId"])
     reply = conv.send("what is my name?")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sessionforce.locks import LeaseKeeper, TurnLock
+from sessionforce.lifecycle._locks import LeaseKeeper, TurnLock
 from sessionforce.store import MemoryStore
 
 

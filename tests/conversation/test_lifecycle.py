@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 
-from sessionforce import AgentClient, AsyncAgentClient, Awaiting
-from sessionforce.conversation_types import ConversationReply
+from sessionforce import AsyncAgentClient, Awaiting, BlockingConversations, Conversations
+from sessionforce.agent_api import EndOfTurnEvent, TextChunkEvent
 from sessionforce.emulator import RunningEmulator
 from sessionforce.errors import BadRequest, ConversationBusy, ConversationEnded, DeliveryUnknown
-from sessionforce.events import ConversationEvent
-from sessionforce.reaper import reap_idle
+from sessionforce.lifecycle import ConversationEvent, ConversationReply, reap_idle
 from sessionforce.store import ConversationStatus, MemoryStore, SessionState
-from sessionforce.streaming import EndOfTurnEvent, TextChunkEvent
 from tests.support import Admin, client_kwargs
 
 
@@ -31,8 +29,8 @@ def assert_sequences_increase(admin: Admin) -> None:
         assert seqs == sorted(set(seqs)), f"session {session}: {seqs}"
 
 
-async def test_scoped_conversation_ends_its_session(client: AsyncAgentClient, admin: Admin) -> None:
-    async with client.conversation("ticket-42") as conv:
+async def test_scoped_conversation_ends_its_session(conversations: Conversations, admin: Admin) -> None:
+    async with conversations.get("ticket-42") as conv:
         first = await conv.send("What are your opening hours?")
         second = await conv.send("my name is Ada")
     assert "Tuesday" in first.text
@@ -47,20 +45,20 @@ async def test_scoped_conversation_ends_its_session(client: AsyncAgentClient, ad
     assert kinds == ["session_started", "turn", "turn", "session_ended"]
 
 
-async def test_detached_conversation_carries_on_across_objects(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_detached_conversation_carries_on_across_objects(conversations: Conversations, admin: Admin) -> None:
     # Two requests of a web app, each with its own Conversation object for the same id.
-    await client.conversation("user-7").send("my name is Grace")
-    reply = await client.conversation("user-7").send("what is my name?")
+    await conversations.get("user-7").send("my name is Grace")
+    reply = await conversations.get("user-7").send("what is my name?")
     assert reply.text == "Your name is Grace."
     assert len(admin.sessions()) == 1
     assert admin.sessions()[0]["state"] == "active"  # stays open between requests
-    assert await client.conversation("user-7").end()
+    assert await conversations.get("user-7").end()
     assert admin.sessions()[0]["state"] == "ended"
-    assert not await client.conversation("user-7").end()  # nothing live: not an error
+    assert not await conversations.get("user-7").end()  # nothing live: not an error
 
 
-async def test_50_concurrent_tasks_queue_in_order_with_no_423(client: AsyncAgentClient, admin: Admin) -> None:
-    conv = client.conversation("busy")
+async def test_50_concurrent_tasks_queue_in_order_with_no_423(conversations: Conversations, admin: Admin) -> None:
+    conv = conversations.get("busy")
     texts = [f"message {i}" for i in range(50)]
     replies = await asyncio.gather(*(conv.send(t) for t in texts))
     assert [r.text for r in replies] == [f"You said: {t}" for t in texts]
@@ -71,13 +69,13 @@ async def test_50_concurrent_tasks_queue_in_order_with_no_423(client: AsyncAgent
     assert [t["sequenceId"] for t in turns] == list(range(1, 51))
 
 
-def test_50_threads_on_the_blocking_api_with_no_423(sync_client: AgentClient, admin: Admin) -> None:
+def test_50_threads_on_the_blocking_api_with_no_423(sync_conversations: BlockingConversations, admin: Admin) -> None:
     results: list[str] = []
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
         try:
-            results.append(sync_client.conversation("threads").send(f"thread {i}").text)
+            results.append(sync_conversations.get("threads").send(f"thread {i}").text)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -94,9 +92,11 @@ def test_50_threads_on_the_blocking_api_with_no_423(sync_client: AgentClient, ad
     assert_sequences_increase(admin)
 
 
-async def test_forced_expiry_resumes_and_delivers_the_turn_exactly_once(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_forced_expiry_resumes_and_delivers_the_turn_exactly_once(
+    conversations: Conversations, admin: Admin
+) -> None:
     events: list[ConversationEvent] = []
-    async with client.conversation("expiring", hooks=[("*", events.append)]) as conv:
+    async with conversations.get("expiring", hooks=[("*", events.append)]) as conv:
         await conv.send("first")
         old = admin.sessions()[0]["sessionId"]
         admin.expire(old)
@@ -118,8 +118,8 @@ async def test_forced_expiry_resumes_and_delivers_the_turn_exactly_once(client: 
     assert [s["state"] for s in admin.sessions()].count("active") == 0
 
 
-async def test_stream_resumes_on_404_too(client: AsyncAgentClient, admin: Admin) -> None:
-    conv = client.conversation("streamer")
+async def test_stream_resumes_on_404_too(conversations: Conversations, admin: Admin) -> None:
+    conv = conversations.get("streamer")
     await conv.send("hello")
     admin.expire(admin.sessions()[0]["sessionId"])
     stream = conv.stream("What are your opening hours?")
@@ -133,9 +133,9 @@ async def test_stream_resumes_on_404_too(client: AsyncAgentClient, admin: Admin)
     await conv.end()
 
 
-async def test_client_idle_policy_starts_fresh_without_a_404(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_client_idle_policy_starts_fresh_without_a_404(conversations: Conversations, admin: Admin) -> None:
     now = [1_000_000.0]
-    conv = client.conversation("idle", idle_timeout=600, clock=lambda: now[0])
+    conv = conversations.get("idle", idle_timeout=600, clock=lambda: now[0])
     await conv.send("one")
     now[0] += 601
     reply = await conv.send("two")
@@ -148,10 +148,10 @@ async def test_client_idle_policy_starts_fresh_without_a_404(client: AsyncAgentC
 
 
 async def test_idle_policy_survives_a_failing_end_of_the_stale_session(
-    client: AsyncAgentClient, admin: Admin
+    conversations: Conversations, admin: Admin
 ) -> None:
     now = [2_000_000.0]
-    conv = client.conversation("idle-end-fails", idle_timeout=60, clock=lambda: now[0])
+    conv = conversations.get("idle-end-fails", idle_timeout=60, clock=lambda: now[0])
     await conv.send("one")
     now[0] += 61
     admin.faults({"route": "end_session", "status": 500})
@@ -162,8 +162,8 @@ async def test_idle_policy_survives_a_failing_end_of_the_stale_session(
     await conv.end()
 
 
-async def test_replay_resume_carries_context_into_the_new_session(client: AsyncAgentClient, admin: Admin) -> None:
-    async with client.conversation("replay", resume="replay") as conv:
+async def test_replay_resume_carries_context_into_the_new_session(conversations: Conversations, admin: Admin) -> None:
+    async with conversations.get("replay", resume="replay") as conv:
         await conv.send("my name is Ada")
         admin.expire(admin.sessions()[0]["sessionId"])
         reply = await conv.send("what is my name?")
@@ -172,14 +172,14 @@ async def test_replay_resume_carries_context_into_the_new_session(client: AsyncA
     kinds = [e.kind for e in await conv.transcript()]
     assert "preamble" in kinds
     # Without replay the new session does not know the name: resuming is observable.
-    async with client.conversation("plain") as conv:
+    async with conversations.get("plain") as conv:
         await conv.send("my name is Ada")
         admin.expire(next(s["sessionId"] for s in admin.sessions() if s["state"] == "active"))
         assert "don't know your name" in (await conv.send("what is my name?")).text
 
 
-async def test_answering_inquire_and_confirm(client: AsyncAgentClient) -> None:
-    async with client.conversation("booking") as conv:
+async def test_answering_inquire_and_confirm(conversations: Conversations) -> None:
+    async with conversations.get("booking") as conv:
         asked = await conv.send("I'd like to book a repair")
         assert asked.awaiting is Awaiting.INPUT
         confirm = await asked.answer("2026-12-03")
@@ -191,14 +191,14 @@ async def test_answering_inquire_and_confirm(client: AsyncAgentClient) -> None:
             await done.answer("what?")
 
 
-async def test_agent_ending_the_session_is_surfaced(client: AsyncAgentClient, admin: Admin) -> None:
-    conv = client.conversation("bye")
+async def test_agent_ending_the_session_is_surfaced(conversations: Conversations, admin: Admin) -> None:
+    conv = conversations.get("bye")
     reply = await conv.send("goodbye")
     assert reply.ended
     assert reply.end_reason == "Action"
     with pytest.raises(ConversationEnded, match="on_agent_end"):
         await conv.send("hello again")
-    restarted = client.conversation("bye", on_agent_end="restart")
+    restarted = conversations.get("bye", on_agent_end="restart")
     again = await restarted.send("hello again")
     assert again.resumed
     assert again.resume_reason == "agent_ended"
@@ -206,8 +206,8 @@ async def test_agent_ending_the_session_is_surfaced(client: AsyncAgentClient, ad
     await restarted.end()
 
 
-async def test_escalation_is_surfaced(client: AsyncAgentClient) -> None:
-    async with client.conversation("escalate") as conv:
+async def test_escalation_is_surfaced(conversations: Conversations) -> None:
+    async with conversations.get("escalate") as conv:
         reply = await conv.send("can I talk to a human?")
         assert reply.escalated
         record = await conv.record()
@@ -215,9 +215,9 @@ async def test_escalation_is_surfaced(client: AsyncAgentClient) -> None:
         assert record.escalated
 
 
-async def test_session_ends_on_exception_and_on_cancellation(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_session_ends_on_exception_and_on_cancellation(conversations: Conversations, admin: Admin) -> None:
     async def crash() -> None:
-        async with client.conversation("boom") as conv:
+        async with conversations.get("boom") as conv:
             await conv.send("hi")
             raise RuntimeError("app bug")
 
@@ -225,7 +225,7 @@ async def test_session_ends_on_exception_and_on_cancellation(client: AsyncAgentC
         await crash()
 
     async def chat() -> None:
-        async with client.conversation("cancelled") as conv:
+        async with conversations.get("cancelled") as conv:
             await conv.send("hi")
             await asyncio.sleep(30)
 
@@ -239,11 +239,11 @@ async def test_session_ends_on_exception_and_on_cancellation(client: AsyncAgentC
     assert [s["endReason"] for s in admin.sessions()] == ["Error", "Error"]
 
 
-async def test_cancelling_a_turn_in_flight_still_ends_the_session(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_cancelling_a_turn_in_flight_still_ends_the_session(conversations: Conversations, admin: Admin) -> None:
     admin.faults({"route": "send_message", "latency_ms": 400, "times": 1})
 
     async def chat() -> None:
-        async with client.conversation("slow") as conv:
+        async with conversations.get("slow") as conv:
             await conv.send("slow turn")
 
     task = asyncio.create_task(chat())
@@ -253,9 +253,9 @@ async def test_cancelling_a_turn_in_flight_still_ends_the_session(client: AsyncA
         await task
     await asyncio.sleep(0.5)
     assert [s["state"] for s in admin.sessions()] == ["ended"]
-    entries = await client.conversation("slow").transcript()
+    entries = await conversations.get("slow").transcript()
     assert "delivery_unknown" in [e.kind for e in entries]
-    record = await client.conversation("slow").record()
+    record = await conversations.get("slow").record()
     assert record is not None
     assert record.pending is None
 
@@ -263,8 +263,11 @@ async def test_cancelling_a_turn_in_flight_still_ends_the_session(client: AsyncA
 async def test_delivery_unknown_is_reported_and_the_next_turn_carries_on(emu: RunningEmulator, admin: Admin) -> None:
     from sessionforce import Timeouts
 
-    async with AsyncAgentClient(**client_kwargs(emu), store=MemoryStore(), timeouts=Timeouts(read=0.3)) as client:
-        conv = client.conversation("timeout")
+    async with (
+        AsyncAgentClient(**client_kwargs(emu), timeouts=Timeouts(read=0.3)) as client,
+        Conversations(client, store=MemoryStore()) as conversations,
+    ):
+        conv = conversations.get("timeout")
         await conv.send("one")
         admin.faults({"route": "send_message", "latency_ms": 800, "times": 1})
         with pytest.raises(DeliveryUnknown):
@@ -277,9 +280,9 @@ async def test_delivery_unknown_is_reported_and_the_next_turn_carries_on(emu: Ru
     assert [t["text"] for t in admin.turns()] == ["one", "two", "three"]
 
 
-async def test_lock_wait_bound_raises_conversation_busy(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_lock_wait_bound_raises_conversation_busy(conversations: Conversations, admin: Admin) -> None:
     admin.faults({"route": "send_message", "latency_ms": 800, "times": 1})
-    conv = client.conversation("waiting", lock_wait=0.2)
+    conv = conversations.get("waiting", lock_wait=0.2)
     first = asyncio.create_task(conv.send("slow"))
     await asyncio.sleep(0.1)
     with pytest.raises(ConversationBusy, match="lock_wait"):
@@ -290,10 +293,10 @@ async def test_lock_wait_bound_raises_conversation_busy(client: AsyncAgentClient
 
 
 async def test_a_long_turn_renews_its_lease_and_its_last_save_gives_it_up(
-    client: AsyncAgentClient, admin: Admin, caplog: pytest.LogCaptureFixture
+    conversations: Conversations, admin: Admin, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = MemoryStore()
-    conv = client.conversation("long-turn", store=store, lease_ttl=0.6)
+    conv = Conversations(conversations.client, store=store).get("long-turn", lease_ttl=0.6)
     await conv.send("warm up")
     admin.faults({"route": "send_message", "latency_ms": 1000, "times": 1})  # outlives the 0.6 s lease
     with caplog.at_level(logging.WARNING, logger="sessionforce"):
@@ -307,10 +310,10 @@ async def test_a_long_turn_renews_its_lease_and_its_last_save_gives_it_up(
 
 
 async def test_a_turn_that_could_not_start_its_session_is_in_the_transcript(
-    client: AsyncAgentClient, admin: Admin
+    conversations: Conversations, admin: Admin
 ) -> None:
     admin.faults({"route": "start_session", "status": 400, "times": 1})
-    conv = client.conversation("no-session")
+    conv = conversations.get("no-session")
     with pytest.raises(BadRequest):
         await conv.send("hello?")
     [entry] = await conv.transcript()
@@ -320,25 +323,25 @@ async def test_a_turn_that_could_not_start_its_session_is_in_the_transcript(
     await conv.end()
 
 
-async def test_reaper_ends_idle_detached_sessions(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_reaper_ends_idle_detached_sessions(conversations: Conversations, admin: Admin) -> None:
     now = [5_000_000.0]
     for name in ("a", "b"):
-        await client.conversation(name, clock=lambda: now[0]).send("hi")
+        await conversations.get(name, clock=lambda: now[0]).send("hi")
     now[0] += 100
-    await client.conversation("c", clock=lambda: now[0]).send("hi")
-    reaped = await reap_idle(client, idle_for=50, clock=lambda: now[0])
+    await conversations.get("c", clock=lambda: now[0]).send("hi")
+    reaped = await reap_idle(conversations, idle_for=50, clock=lambda: now[0])
     assert sorted(reaped) == ["a", "b"]
     states = {s["externalSessionKey"]: s["state"] for s in admin.sessions()}
     assert sorted(states.values()) == ["active", "ended", "ended"]
     assert [s["endReason"] for s in admin.sessions() if s["state"] == "ended"] == ["Expiration", "Expiration"]
-    assert await reap_idle(client, idle_for=50, clock=lambda: now[0]) == []  # nothing left to reap
-    await client.conversation("c").end()
+    assert await reap_idle(conversations, idle_for=50, clock=lambda: now[0]) == []  # nothing left to reap
+    await conversations.get("c").end()
 
 
 async def test_transcript_exports_as_json_lines_without_secrets(
-    emu: RunningEmulator, client: AsyncAgentClient, tmp_path: Any
+    emu: RunningEmulator, conversations: Conversations, tmp_path: Any
 ) -> None:
-    async with client.conversation("export") as conv:
+    async with conversations.get("export") as conv:
         await conv.send("my name is Ada")
     path = tmp_path / "t.jsonl"
     assert await conv.export_jsonl(path) == 3  # session_started, turn, session_ended
@@ -346,14 +349,14 @@ async def test_transcript_exports_as_json_lines_without_secrets(
     assert lines[1]["text"] == "my name is Ada"
     assert lines[1]["reply"][0]["message"] == "Nice to meet you, Ada!"
     assert lines[1]["client_version"]
-    token = await client.fetch_token()
+    token = await conversations.client.fetch_token()
     assert emu.client_secret not in path.read_text()
     assert token.value not in path.read_text()
 
 
-async def test_log_records_carry_the_ids(client: AsyncAgentClient, caplog: pytest.LogCaptureFixture) -> None:
+async def test_log_records_carry_the_ids(conversations: Conversations, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="sessionforce")
-    async with client.conversation("logged") as conv:
+    async with conversations.get("logged") as conv:
         await conv.send("hi")
     records = [r for r in caplog.records if r.name.startswith("sessionforce")]
     assert records
@@ -363,9 +366,9 @@ async def test_log_records_carry_the_ids(client: AsyncAgentClient, caplog: pytes
     assert any(getattr(r, "sequenceId", None) == 1 for r in records)
 
 
-async def test_new_session_greetings_and_agent_end_events(client: AsyncAgentClient, admin: Admin) -> None:
+async def test_new_session_greetings_and_agent_end_events(conversations: Conversations, admin: Admin) -> None:
     events: list[ConversationEvent] = []
-    conv = client.conversation("greetings", on_agent_end="restart", hooks=[("*", events.append)])
+    conv = conversations.get("greetings", on_agent_end="restart", hooks=[("*", events.append)])
     first = await conv.send("hello")
     assert first.greeting is not None
     assert "Cog & Chain" in first.greeting.text
@@ -379,9 +382,9 @@ async def test_new_session_greetings_and_agent_end_events(client: AsyncAgentClie
     await conv.end()
 
 
-async def test_a_session_the_app_ended_is_followed_by_a_fresh_one_not_a_resume(client: AsyncAgentClient) -> None:
+async def test_a_session_the_app_ended_is_followed_by_a_fresh_one_not_a_resume(conversations: Conversations) -> None:
     events: list[ConversationEvent] = []
-    conv = client.conversation("fresh", hooks=[("*", events.append)])
+    conv = conversations.get("fresh", hooks=[("*", events.append)])
     await conv.send("one")
     await conv.end()
     reply = await conv.send("two")
@@ -391,8 +394,8 @@ async def test_a_session_the_app_ended_is_followed_by_a_fresh_one_not_a_resume(c
     await conv.end()
 
 
-async def test_answering_with_a_stream(client: AsyncAgentClient) -> None:
-    async with client.conversation("stream-answer") as conv:
+async def test_answering_with_a_stream(conversations: Conversations) -> None:
+    async with conversations.get("stream-answer") as conv:
         asked = await conv.send("book a repair")
         confirm = await asked.stream_answer("2026-12-05").final_reply()
         assert confirm.awaiting is Awaiting.CONFIRMATION
@@ -401,18 +404,18 @@ async def test_answering_with_a_stream(client: AsyncAgentClient) -> None:
 
 
 async def test_recover_reports_a_crashed_turn_without_sending_anything(
-    client: AsyncAgentClient, admin: Admin
+    conversations: Conversations, admin: Admin
 ) -> None:
     from sessionforce.store import PendingTurn
 
-    conv = client.conversation("crashed")
+    conv = conversations.get("crashed")
     await conv.send("first")
     # What a sender killed mid-turn leaves behind: its turn written ahead, never cleared.
     record = await conv.record()
     assert record is not None
     pending = PendingTurn(sequence_id=2, session_id=record.session_id or "", text="lost?", started_at=1.0,
                           owner="other-host:42")
-    await client.store.save(record.replace(pending=pending, last_sequence_id=2))
+    await conversations.store.save(record.replace(pending=pending, last_sequence_id=2))
     turns_before = len(admin.turns())
 
     reported = await conv.recover()

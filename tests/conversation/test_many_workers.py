@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionforce import AsyncAgentClient
+from sessionforce import AsyncAgentClient, Conversations
 from sessionforce.emulator import RunningEmulator
 from sessionforce.store import ConversationStatus, open_store
 from tests.support import Admin, client_kwargs
@@ -59,9 +59,9 @@ async def test_four_workers_share_fifty_conversations(
     # End every conversation, as a deployment's shutdown or reaper would; then nothing is left open.
     store = open_store(store_url)
     try:
-        async with AsyncAgentClient(**client_kwargs(emu), store=store) as client:
+        async with AsyncAgentClient(**client_kwargs(emu)) as client:
             for record in await store.list_conversations(status=ConversationStatus.ACTIVE):
-                assert await client.conversation(record.conversation_id).end()
+                assert await Conversations(client, store=store).get(record.conversation_id).end()
     finally:
         await store.aclose()
     assert {s["state"] for s in admin.sessions()} == {"ended"}

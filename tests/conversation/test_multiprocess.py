@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionforce import AsyncAgentClient
+from sessionforce import AsyncAgentClient, Conversations
 from sessionforce.emulator import RunningEmulator
 from sessionforce.store import open_store
 from tests.support import Admin, client_kwargs
@@ -78,8 +78,8 @@ async def test_a_process_killed_mid_turn_is_taken_over_and_reported(
         victim.wait(timeout=10)
 
         # Another worker takes the conversation over once the dead one's lease runs out.
-        async with AsyncAgentClient(**client_kwargs(emu), store=store) as client:
-            conv = client.conversation("shared")
+        async with AsyncAgentClient(**client_kwargs(emu)) as client:
+            conv = Conversations(client, store=store).get("shared")
             reply = await conv.send("after the crash")
             assert reply.interrupted_turn is not None
             assert reply.interrupted_turn.sequence_id == 1

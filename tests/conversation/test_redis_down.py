@@ -9,7 +9,7 @@ import shutil
 import pytest
 import redis
 
-from sessionforce import AsyncAgentClient
+from sessionforce import AsyncAgentClient, Conversations
 from sessionforce.emulator import RunningEmulator
 from sessionforce.errors import StoreUnavailable
 from sessionforce.store import open_store
@@ -23,9 +23,9 @@ async def test_redis_down_before_a_turn_sends_nothing(emu: RunningEmulator, admi
     with throwaway_redis_server() as url:
         pass  # started and stopped: nothing listens there any more
     store = open_store(url)
-    async with AsyncAgentClient(**client_kwargs(emu), store=store) as client:
+    async with AsyncAgentClient(**client_kwargs(emu)) as client:
         with pytest.raises(StoreUnavailable, match="cannot be reached") as raised:
-            await client.conversation("c1").send("hello")
+            await Conversations(client, store=store).get("c1").send("hello")
     assert "nothing was sent" in str(raised.value)
     assert admin.requests("start_session") == 0
     assert admin.turns() == []
@@ -35,8 +35,8 @@ async def test_redis_dying_mid_turn_hands_over_the_reply(emu: RunningEmulator, a
     admin.faults({"route": "send_message", "latency_ms": 600, "times": 1})
     with throwaway_redis_server() as url:
         store = open_store(url)
-        async with AsyncAgentClient(**client_kwargs(emu), store=store) as client:
-            turn = asyncio.create_task(client.conversation("c2").send("are you there?"))
+        async with AsyncAgentClient(**client_kwargs(emu)) as client:
+            turn = asyncio.create_task(Conversations(client, store=store).get("c2").send("are you there?"))
             while not admin.turns():  # the turn reached the agent; its answer is 600 ms away
                 await asyncio.sleep(0.02)
             with contextlib.suppress(redis.ConnectionError):

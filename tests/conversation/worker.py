@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sessionforce import AsyncAgentClient
+from sessionforce import AsyncAgentClient, Conversations
 
 
 async def main(argv: list[str]) -> None:
     url, client_id, secret, agent, store, conversation_id, prefix, turns = argv[:8]
     lease_ttl = float(argv[8]) if len(argv) > 8 else 30.0
-    async with AsyncAgentClient(
-        my_domain=url, client_id=client_id, client_secret=secret, agent_id=agent, store=store
-    ) as client:
-        conv = client.conversation(conversation_id, lease_ttl=lease_ttl, lock_wait=60)
+    async with (
+        AsyncAgentClient(my_domain=url, client_id=client_id, client_secret=secret, agent_id=agent) as client,
+        Conversations(client, store=store) as conversations,
+    ):
+        conv = conversations.get(conversation_id, lease_ttl=lease_ttl, lock_wait=60)
         replies = await asyncio.gather(*(conv.send(f"{prefix} {i}") for i in range(int(turns))))
         for reply in replies:
             print(reply.sequence_id, reply.text, flush=True)

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionforce.cli.scenario import ScenarioError, Suite, load_suite
+from sessionforce.config import PROFILE_KEYS, load_profiles, resolve, select_profile
 from sessionforce.errors import ConfigError
-from sessionforce.profiles import PROFILE_KEYS, load_profiles, resolve, select_profile
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

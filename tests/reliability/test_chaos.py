@@ -27,11 +27,10 @@ from typing import Any
 
 import pytest
 
-from sessionforce import AsyncAgentClient
-from sessionforce.conversation import Conversation
+from sessionforce import AsyncAgentClient, Conversation, Conversations
+from sessionforce.agent_api import RetryPolicy
 from sessionforce.emulator import run_emulator
 from sessionforce.errors import DeliveryUnknown, SessionforceError, SessionLocked, StreamInterrupted
-from sessionforce.http import RetryPolicy
 from sessionforce.store import MemoryStore
 from tests.support import Admin, client_kwargs
 
@@ -92,8 +91,8 @@ async def _turn(conversation: Conversation, text: str, streamed: bool) -> None:
         await conversation.send(text)
 
 
-async def _conversation(client: AsyncAgentClient, n: int, turns: int, run: Run) -> None:
-    conversation = client.conversation(f"chaos-{n}", lock_wait=60)
+async def _conversation(manager: Conversations, n: int, turns: int, run: Run) -> None:
+    conversation = manager.get(f"chaos-{n}", lock_wait=60)
     for k in range(turns):
         text = f"chaos {n}-{k} {uuid.uuid4().hex}"
         streamed = k % 3 == 2
@@ -138,11 +137,11 @@ async def chaos_run(conversations: int, turns: int) -> tuple[Run, dict[str, Any]
         retry = RetryPolicy(max_retries=4, backoff_initial=0.02, backoff_max=0.2, total_timeout=10)
         run = Run()
         stop = asyncio.Event()
-        async with AsyncAgentClient(**client_kwargs(emu), store=MemoryStore(), retry=retry,
-                                    max_connections=100) as client:
+        async with AsyncAgentClient(**client_kwargs(emu), retry=retry, max_connections=100) as client:
+            manager = Conversations(client, store=MemoryStore())
             ticker = asyncio.create_task(_advance_clock(admin, stop))
             try:
-                await asyncio.gather(*(_conversation(client, n, turns, run) for n in range(conversations)))
+                await asyncio.gather(*(_conversation(manager, n, turns, run) for n in range(conversations)))
             finally:
                 stop.set()
                 advances = await ticker

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sessionforce import AsyncAgentClient
+from sessionforce import AsyncAgentClient, Conversations
 from sessionforce.emulator import run_emulator
 from sessionforce.errors import SessionforceError
 from sessionforce.store import MemoryStore
@@ -51,14 +51,14 @@ async def test_no_secret_or_token_in_logs_transcripts_or_errors(captured: Everyt
     with run_emulator(client_secret=secret) as emu:
         admin = Admin(emu.url)
         kwargs = client_kwargs(emu)
-        async with AsyncAgentClient(**kwargs, store=MemoryStore()) as client:
+        async with AsyncAgentClient(**kwargs) as client:
             provider = client.transport.token_provider
             texts += [repr(client), repr(provider), repr(client.settings), str(client.settings)]
 
             async def remember_token() -> None:
                 tokens.add((await provider.get_token(client.transport.post_form)).value)
 
-            async with client.conversation("secrets") as conversation:
+            async with Conversations(client, store=MemoryStore()).get("secrets") as conversation:
                 await conversation.send("my name is Ada")
                 await remember_token()
                 admin.expire_tokens()  # the next turn refreshes the token after a 401
@@ -87,7 +87,7 @@ async def test_no_secret_or_token_in_logs_transcripts_or_errors(captured: Everyt
                 texts.append(buffer.getvalue())
         # A wrong secret: the AuthError must not echo what was sent either.
         wrong = f"wrong-{uuid.uuid4().hex}"
-        async with AsyncAgentClient(**{**kwargs, "client_secret": wrong}, store=MemoryStore()) as bad:
+        async with AsyncAgentClient(**{**kwargs, "client_secret": wrong}) as bad:
             with pytest.raises(SessionforceError) as info:
                 await bad.start_session()
             texts += [str(info.value), repr(info.value), repr(getattr(info.value, "body", None))]

@@ -1,4 +1,4 @@
-"""One contract suite for every store: each promise in ``sessionforce.store.base`` is proved here for the
+"""One contract suite for every store: each promise in ``sessionforce.store`` is proved here for the
 memory, SQLite and Redis stores alike.
 
 Memory and SQLite run on a fake clock (leases expire when the test says so, no real waiting); Redis
@@ -20,13 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionforce.errors import ConversationBusy, LeaseLost, StaleRecord
-from sessionforce.store import MemoryStore, Store
-from sessionforce.store.base import (
+from sessionforce.store import (
     ConversationRecord,
     ConversationStatus,
+    MemoryStore,
     PendingTurn,
     SessionInfo,
     SessionState,
+    Store,
     TranscriptEntry,
 )
 
@@ -69,10 +70,10 @@ def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock:
     if kind == "memory":
         return MemoryStore(clock=now)
     if kind == "sqlite":
-        from sessionforce.store.sqlite import SQLiteStore
+        from sessionforce.store import SQLiteStore
 
         return SQLiteStore(tmp_path / "store" / "sessions.db", clock=now)
-    from sessionforce.store.redis import RedisStore
+    from sessionforce.store import RedisStore
 
     url: str = request.getfixturevalue("redis_url")
     prefix: str = request.getfixturevalue("redis_prefix")

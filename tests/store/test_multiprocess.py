@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from sessionforce.errors import LeaseLost
-from sessionforce.store import Store
-from sessionforce.store.base import ConversationRecord, Lease, TranscriptEntry
+from sessionforce.store import ConversationRecord, Lease, Store, TranscriptEntry
 
 CID = "shared/conversation"
 WORKERS = 4
@@ -33,10 +32,10 @@ SPAWN = multiprocessing.get_context("spawn")  # no inherited event loop, connect
 
 def _open(kind: str, where: str, prefix: str) -> Store:
     if kind == "sqlite":
-        from sessionforce.store.sqlite import SQLiteStore
+        from sessionforce.store import SQLiteStore
 
         return SQLiteStore(where)
-    from sessionforce.store.redis import RedisStore
+    from sessionforce.store import RedisStore
 
     return RedisStore.from_url(where, prefix=prefix)
 

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from sessionforce.errors import ConfigError
-from sessionforce.store import MemoryStore, Store, default_sqlite_path, open_store
-from sessionforce.store.redis import RedisStore
-from sessionforce.store.sqlite import SQLiteStore
+from sessionforce.store import MemoryStore, RedisStore, SQLiteStore, Store, default_sqlite_path, open_store
 
 
 async def test_memory_url() -> None:

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from sessionforce.errors import ConfigError, StoreUnavailable
-from sessionforce.store.base import ConversationRecord, ConversationStatus, TranscriptEntry
-from sessionforce.store.redis import RedisStore, redact_url
+from sessionforce.store import ConversationRecord, ConversationStatus, RedisStore, TranscriptEntry
+from sessionforce.store._redis import redact_url
 
 DAY = 24 * 3600.0
 

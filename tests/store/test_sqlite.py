@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sessionforce.errors import StoreUnavailable
-from sessionforce.store.base import ConversationRecord, ConversationStatus
-from sessionforce.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from sessionforce.store import ConversationRecord, ConversationStatus, SQLiteStore
+from sessionforce.store._sqlite_schema import SCHEMA_VERSION
 
 
 def record(cid: str) -> ConversationRecord:
@@ -42,7 +42,7 @@ async def test_first_use_creates_directories_wal_file_and_versioned_schema(tmp_p
 async def test_list_conversations_is_served_by_an_index(
     tmp_path: Path, status: ConversationStatus | None, idle: float | None
 ) -> None:
-    from sessionforce.store.sqlite import _LIST_SQL
+    from sessionforce.store._sqlite_schema import _LIST_SQL
 
     store = SQLiteStore(tmp_path / "s.db")
     await store.load("warm-up")  # creates the schema

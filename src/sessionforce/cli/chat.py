@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
 
     from sessionforce.cli.render import Renderer
-    from sessionforce.conversation import Conversation
-    from sessionforce.conversation_types import ConversationReply
+    from sessionforce.lifecycle import Conversation, ConversationReply
 
 __all__ = ["chat", "register"]
 
@@ -103,7 +102,8 @@ class ChatLoop:
 
     async def run(self) -> int:
         """Chat until end of input or /quit; the session is always ended. Returns the exit code."""
-        from sessionforce.client import AsyncAgentClient
+        from sessionforce.agent_api import AsyncAgentClient
+        from sessionforce.lifecycle import Conversations
 
         self._main_task = asyncio.current_task()
         loop = asyncio.get_running_loop()
@@ -111,9 +111,10 @@ class ChatLoop:
         if not self.interactive:
             self._start_reader()
         try:
-            async with AsyncAgentClient(settings=self.target.settings, store=self.target.store_url) as client:
-                self.conv = client.conversation(self.conversation_id, on_agent_end="restart",
-                                                hooks=[("*", self.renderer.event)])
+            client = AsyncAgentClient(settings=self.target.settings)
+            async with client, Conversations(client, store=self.target.store_url) as conversations:
+                self.conv = conversations.get(self.conversation_id, on_agent_end="restart",
+                                              hooks=[("*", self.renderer.event)])
                 try:
                     await self._chat()
                 except (asyncio.CancelledError, _Quit):

@@ -14,9 +14,8 @@ from sessionforce.cli.errors import EXIT_UNREACHABLE, CliError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from sessionforce.config import ClientSettings, Resolved
     from sessionforce.emulator import RunningEmulator
-    from sessionforce.profiles import Resolved
-    from sessionforce.settings import ClientSettings
 
 __all__ = ["Target", "err_console", "open_target", "out_console", "resolve_settings"]
 
@@ -48,7 +47,7 @@ def err_console() -> Console:
 
 def resolve_settings(profile: str | None, *, agent: str | None = None, store: str | None = None) -> Resolved:
     """Settings by precedence (arguments > environment > profile); warns about a config file others can read."""
-    from sessionforce.profiles import config_path, permission_warning, resolve
+    from sessionforce.config import config_path, permission_warning, resolve
 
     warning = permission_warning(config_path())
     if warning:
@@ -113,8 +112,8 @@ def open_target(
             "SF_CLIENT_SECRET and SF_AGENT_ID, or run `sessionforce config init`.",
             EXIT_UNREACHABLE,
         )
+    from sessionforce.config import ClientSettings
     from sessionforce.emulator import AgentConfigError, run_emulator
-    from sessionforce.settings import ClientSettings
 
     stack = contextlib.ExitStack()
     try:

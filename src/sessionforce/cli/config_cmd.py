@@ -51,8 +51,7 @@ def init(
       sessionforce config init --profile prod --my-domain https://acme.my.salesforce.com
       --client-id 3MVG9... --agent-id 0Xx...
     """
-    from sessionforce.profiles import config_path, load_profiles, write_profile
-    from sessionforce.settings import ClientSettings
+    from sessionforce.config import ClientSettings, config_path, load_profiles, write_profile
 
     path = config_path()
     if profile in load_profiles(path)[0] and not force:
@@ -88,7 +87,7 @@ def show(profile: Annotated[str | None, typer.Option("--profile", "-p", help=PRO
     from rich.markup import escape
     from rich.table import Table
 
-    from sessionforce.profiles import config_path, load_profiles
+    from sessionforce.config import config_path, load_profiles
 
     path = config_path()
     resolved = resolve_settings(profile)
@@ -128,7 +127,7 @@ def check(profile: Annotated[str | None, typer.Option("--profile", "-p", help=PR
 
       sessionforce config check --profile prod
     """
-    from sessionforce.client import AsyncAgentClient
+    from sessionforce.agent_api import AsyncAgentClient
 
     resolved = resolve_settings(profile)
     settings = resolved.settings
@@ -141,7 +140,7 @@ def check(profile: Annotated[str | None, typer.Option("--profile", "-p", help=PR
     console.print(f"Checking {settings.my_domain}{used}")
 
     async def steps() -> None:
-        async with AsyncAgentClient(settings=settings, store="memory://") as client:
+        async with AsyncAgentClient(settings=settings) as client:
             step = "fetch a token"
             try:
                 token = await client.fetch_token()

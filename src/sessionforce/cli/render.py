@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
-    from sessionforce.events import ConversationEvent
-    from sessionforce.models import AgentMessage
-    from sessionforce.reply import Reply
-    from sessionforce.store.base import ConversationRecord, TranscriptEntry
-    from sessionforce.streaming import StreamEvent
+    from sessionforce.agent_api import StreamEvent
+    from sessionforce.agent_api._models import AgentMessage
+    from sessionforce.agent_api._reply import Reply
+    from sessionforce.lifecycle import ConversationEvent
+    from sessionforce.store import ConversationRecord, TranscriptEntry
 
 __all__ = ["Renderer", "short_id"]
 
@@ -94,7 +94,7 @@ class Renderer:
 
     def stream_event(self, event: StreamEvent) -> None:
         """Show one streamed event: text chunks as they come, complete messages as blocks."""
-        from sessionforce.streaming import MessageEvent, ProgressEvent, TextChunkEvent, ValidationFailureEvent
+        from sessionforce.agent_api import MessageEvent, ProgressEvent, TextChunkEvent, ValidationFailureEvent
 
         if isinstance(event, ProgressEvent):
             if self._status is not None and event.message:
@@ -125,7 +125,7 @@ class Renderer:
 
     def message(self, message: AgentMessage) -> None:
         """Show one complete agent message with everything it carries."""
-        from sessionforce import models as m
+        from sessionforce.agent_api import _models as m
 
         text = (message.message or "").strip()
         streamed, self._streamed = self._streamed.strip(), ""
@@ -183,7 +183,7 @@ class Renderer:
 
     def event(self, event: ConversationEvent) -> None:
         """A conversation hook: quiet lines for sessions starting, expiring, resuming and ending."""
-        from sessionforce.events import EventKind
+        from sessionforce.lifecycle import EventKind
 
         d = event.detail
         line: str | None = None
@@ -221,7 +221,7 @@ class Renderer:
                 self.console.print()
                 self._streamed = ""
             self.note(escape(line))
-        from sessionforce.reply import Reply as ReplyType
+        from sessionforce.agent_api import Reply as ReplyType
 
         if isinstance(greeting, ReplyType) and greeting.messages:
             for message in greeting.messages:

@@ -17,8 +17,7 @@ from sessionforce.cli.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK, EXIT_
 
 if TYPE_CHECKING:
     from sessionforce.cli.scenario import ConversationSpec, Suite
-    from sessionforce.client import AsyncAgentClient
-    from sessionforce.conversation_types import ConversationReply
+    from sessionforce.lifecycle import ConversationReply, Conversations
 
 __all__ = ["Outcome", "register", "run", "write_junit"]
 
@@ -50,7 +49,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "conversation"
 
 
-async def _run_one(client: AsyncAgentClient, suite: Suite, spec: ConversationSpec, file: Path) -> Outcome:
+async def _run_one(conversations: Conversations, suite: Suite, spec: ConversationSpec, file: Path) -> Outcome:
     from sessionforce.errors import AuthError, NotFound, SessionforceError, SessionNotFound, TransportError
 
     outcome = Outcome(file, spec.name, len(spec.turns))
@@ -59,8 +58,8 @@ async def _run_one(client: AsyncAgentClient, suite: Suite, spec: ConversationSpe
     agent = spec.agent or suite.agent
     variables = [*suite.variables, *spec.variables]
     try:
-        async with client.conversation(outcome.conversation_id, agent_id=agent, on_agent_end="restart",
-                                       variables=variables) as conv:
+        async with conversations.get(outcome.conversation_id, agent_id=agent, on_agent_end="restart",
+                                     variables=variables) as conv:
             last: ConversationReply | None = None
             for number, turn in enumerate(spec.turns, 1):
                 where = f"turn {number} ({turn.describe()})"
@@ -88,7 +87,7 @@ async def _run_one(client: AsyncAgentClient, suite: Suite, spec: ConversationSpe
     return outcome
 
 
-async def _run_all(client: AsyncAgentClient, suites: list[tuple[Path, Suite]], concurrency: int) -> list[Outcome]:
+async def _run_all(conversations: Conversations, suites: list[tuple[Path, Suite]], concurrency: int) -> list[Outcome]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     jobs = [(path, suite, spec) for path, suite in suites for spec in suite.conversations]
@@ -101,7 +100,7 @@ async def _run_all(client: AsyncAgentClient, suites: list[tuple[Path, Suite]], c
 
         async def one(path: Path, suite: Suite, spec: ConversationSpec) -> Outcome:
             async with gate:
-                outcome = await _run_one(client, suite, spec, path)
+                outcome = await _run_one(conversations, suite, spec, path)
             progress.advance(task)
             return outcome
 
@@ -180,8 +179,9 @@ def run(
 
       sessionforce run smoke.yaml --profile staging --concurrency 16 --junit reports/agent.xml
     """
+    from sessionforce.agent_api import AsyncAgentClient
     from sessionforce.cli.scenario import ScenarioError, load_suite
-    from sessionforce.client import AsyncAgentClient
+    from sessionforce.lifecycle import Conversations
 
     try:
         suites = [(path, load_suite(path)) for path in files]
@@ -190,8 +190,11 @@ def run(
     with open_target(profile, agent=agent, store=store, announce=err_console(), what="running against",
                      emulator_agents=emulator_agents) as target:
         async def main() -> list[Outcome]:
-            async with AsyncAgentClient(settings=target.settings, store=target.store_url) as client:
-                return await _run_all(client, suites, concurrency)
+            async with Conversations(AsyncAgentClient(settings=target.settings), store=target.store_url) as convs:
+                try:
+                    return await _run_all(convs, suites, concurrency)
+                finally:
+                    await convs.client.aclose()
 
         started = time.perf_counter()
         outcomes = asyncio.run(main())

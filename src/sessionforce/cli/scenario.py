@@ -226,7 +226,7 @@ def load_suite(path: Path) -> Suite:
 
 
 def check(expect: Expect, reply: Any) -> list[str]:
-    """Every expectation ``reply`` (a :class:`~sessionforce.reply.Reply`) breaks, described; empty if none."""
+    """Every expectation ``reply`` (a :class:`~sessionforce.agent_api.Reply`) breaks, described; empty if none."""
     text = reply.text
     shown = repr(text if len(text) <= 80 else text[:79] + "…")
     types = [m.type for m in reply.messages]

@@ -17,7 +17,7 @@ from sessionforce.cli.common import PROFILE_HELP, STORE_HELP, err_console, open_
 from sessionforce.cli.errors import EXIT_CODES_HELP, CliError, guard
 
 if TYPE_CHECKING:
-    from sessionforce.store.base import ConversationRecord, Store, TranscriptEntry
+    from sessionforce.store import ConversationRecord, Store, TranscriptEntry
 
 __all__ = ["parse_duration", "register", "sessions_app"]
 
@@ -96,7 +96,7 @@ def list_(
 
       sessionforce sessions list --status active --json
     """
-    from sessionforce.store.base import ConversationStatus
+    from sessionforce.store import ConversationStatus
 
     if status not in (None, "active", "idle"):
         raise typer.BadParameter("use 'active' or 'idle'", param_hint="--status")
@@ -174,7 +174,8 @@ def end(
 
       sessionforce sessions end ticket-42 --profile prod
     """
-    from sessionforce.client import AsyncAgentClient
+    from sessionforce.agent_api import AsyncAgentClient
+    from sessionforce.lifecycle import Conversations
     from sessionforce.store import open_store
 
     with open_target(profile, store=store, allow_emulator=False) as target:
@@ -182,8 +183,8 @@ def end(
             the_store = open_store(target.store_url)
             try:
                 await _load(the_store, conversation_id)
-                async with AsyncAgentClient(settings=target.settings, store=the_store) as client:
-                    return await client.conversation(conversation_id).end()
+                async with AsyncAgentClient(settings=target.settings) as client:
+                    return await Conversations(client, store=the_store).get(conversation_id).end()
             finally:
                 await the_store.aclose()
 
@@ -213,7 +214,7 @@ def reap(
     idle_for = parse_duration(idle)
     console = out_console()
     if dry_run:
-        from sessionforce.store.base import ConversationStatus
+        from sessionforce.store import ConversationStatus
 
         records = _with_store(store, profile, lambda s: s.list_conversations(
             status=ConversationStatus.ACTIVE, idle_for=idle_for, now=time.time()))
@@ -221,16 +222,16 @@ def reap(
             console.print(f"would end {r.conversation_id} (session {r.session_id}, idle {_ago(r.last_activity_at)})")
         console.print(f"[dim]{len(records)} conversation(s) idle for {idle} or more.[/dim]")
         return
-    from sessionforce.client import AsyncAgentClient
-    from sessionforce.reaper import reap_idle
+    from sessionforce.agent_api import AsyncAgentClient
+    from sessionforce.lifecycle import Conversations, reap_idle
     from sessionforce.store import open_store
 
     with open_target(profile, store=store, allow_emulator=False) as target:
         async def run() -> list[str]:
             the_store = open_store(target.store_url)
             try:
-                async with AsyncAgentClient(settings=target.settings, store=the_store) as client:
-                    return await reap_idle(client, the_store, idle_for=idle_for)
+                async with AsyncAgentClient(settings=target.settings) as client:
+                    return await reap_idle(Conversations(client, store=the_store), idle_for=idle_for)
             finally:
                 await the_store.aclose()
 

@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 
+from sessionforce.config import STORE_ENV
 from sessionforce.errors import ConfigError
-from sessionforce.store.base import (
+from sessionforce.store._memory import MemoryStore
+from sessionforce.store._protocol import Store
+from sessionforce.store._records import (
     ConversationRecord,
     ConversationStatus,
     Lease,
     PendingTurn,
     SessionInfo,
     SessionState,
-    Store,
     TranscriptEntry,
 )
-from sessionforce.store.memory import MemoryStore
+from sessionforce.store._sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from sessionforce.store._redis import RedisStore
 
 __all__ = [
     "ConversationRecord",
@@ -32,6 +38,8 @@ __all__ = [
     "Lease",
     "MemoryStore",
     "PendingTurn",
+    "RedisStore",
+    "SQLiteStore",
     "SessionInfo",
     "SessionState",
     "Store",
@@ -40,7 +48,15 @@ __all__ = [
     "open_store",
 ]
 
-STORE_ENV = "SESSIONFORCE_STORE"
+
+
+def __getattr__(name: str) -> Any:
+    # RedisStore needs the optional ``redis`` extra: imported on first use only.
+    if name == "RedisStore":
+        from sessionforce.store._redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module 'sessionforce.store' has no attribute {name!r}")
 
 
 def default_sqlite_path() -> Path:
@@ -60,8 +76,6 @@ def open_store(url: str | None = None) -> Store:
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
-        from sessionforce.store.sqlite import SQLiteStore
-
         if not rest.startswith("/") or rest == "/":
             raise ConfigError(
                 f"Store URL {url!r} ({STORE_ENV}) needs a file path: sqlite:///absolute/path.db "
@@ -69,7 +83,7 @@ def open_store(url: str | None = None) -> Store:
             )
         return SQLiteStore(rest[1:] if rest.startswith("//") else rest)
     if scheme in ("redis", "rediss", "unix"):
-        from sessionforce.store.redis import RedisStore
+        from sessionforce.store._redis import RedisStore
 
         # Our own query parameter (the rest of the URL is redis-py's): a key prefix per app or environment.
         parts = urlsplit(url)

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sessionforce.models import (
+from sessionforce.agent_api._models import (
     AgentMessage,
     AnyAgentMessage,
     CitedReference,

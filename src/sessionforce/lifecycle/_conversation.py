@@ -20,154 +20,49 @@ import asyncio
 import contextlib
 import logging
 import random
-import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
-from sessionforce._logging import enter_log_context, log_context, restore_log_context, update_log_context
-from sessionforce.conversation_types import ConversationOptions, ConversationReply, ConversationStream
+from sessionforce._logging import log_context, update_log_context
+from sessionforce.agent_api import Awaiting, EndOfTurnEvent, EndReason, MessageType, Reply, StreamEvent, VariableInput
+from sessionforce.agent_api._reply import construct_validated
 from sessionforce.errors import (
-    APIStatusError,
-    ConversationEnded,
     ConversationError,
     DeliveryUnknown,
     InvalidArgument,
     SessionLocked,
     SessionNotFound,
-    StaleRecord,
     StreamInterrupted,
-    TransportError,
 )
-from sessionforce.events import ConversationEvent, EventHook, EventKind, Hooks
-from sessionforce.locks import LocalLocks, TurnLock, worker_identity
-from sessionforce.models import EndReason, MessageType, VariableInput
-from sessionforce.reply import Awaiting, Reply, construct_validated
-from sessionforce.resume import ResumeContext
-from sessionforce.store.base import (
-    ConversationRecord,
-    ConversationStatus,
-    PendingTurn,
-    SessionInfo,
-    SessionState,
-    Store,
-    TranscriptEntry,
-)
-from sessionforce.streaming import EndOfTurnEvent, StreamEvent
+from sessionforce.lifecycle._events import EventHook, EventKind, Hooks
+from sessionforce.lifecycle._locks import LocalLocks, worker_identity
+from sessionforce.lifecycle._options import ConversationOptions
+from sessionforce.lifecycle._replies import ConversationReply, ConversationStream
+from sessionforce.lifecycle._sessions import _SessionSteps
+from sessionforce.lifecycle._turn import _messages, _Turn
+from sessionforce.store import ConversationRecord, PendingTurn, SessionState, Store, TranscriptEntry
 
 if TYPE_CHECKING:
-    from sessionforce.client import AsyncAgentClient
+    from sessionforce.agent_api import AsyncAgentClient
 
 __all__ = ["Conversation"]
 
 logger = logging.getLogger("sessionforce.conversation")
 
 
-class _Turn:
-    """One turn's hold on its conversation, used as ``async with conversation._turn() as turn``.
-
-    Entering takes the conversation's turn lock (FIFO in this process, then the store's lease), loads
-    (or creates) the record and sets the log context; leaving undoes all of it in reverse order. In
-    between, ``record`` is the current record and ``lock`` holds the fence every write carries.
-
-    A class rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based context
-    manager costs an async generator (and the event loop's bookkeeping for it) each time.
-    """
-
-    __slots__ = ("_log", "conversation", "lock", "record")
-
-    record: ConversationRecord
-    lock: TurnLock
-
-    def __init__(self, conversation: Conversation) -> None:
-        self.conversation = conversation
-
-    async def __aenter__(self) -> Self:
-        conv = self.conversation
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + conv.options.lock_wait
-        await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
-        lock = self.lock = TurnLock(
-            conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity(),
-            keeper=conv._locks.keeper,
-        )
-        previous_log = enter_log_context(conversationId=conv.conversation_id)
-        try:
-            await lock.acquire(wait=max(0.0, deadline - loop.time()))
-            record = await conv.store.load(conv.conversation_id)
-            self.record = record or conv._new_record()
-            if record is None:
-                try:
-                    await self.save()
-                except StaleRecord:
-                    self.record = await conv._load_existing()
-            update_log_context(externalSessionKey=self.record.external_session_key, sessionId=self.record.session_id)
-        except BaseException:
-            restore_log_context(previous_log)
-            try:
-                await lock.release()
-            finally:
-                conv._locks.release(conv._lock_key)
-            raise
-        self._log = previous_log
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        conv = self.conversation
-        restore_log_context(self._log)
-        try:
-            await self.lock.release()
-        finally:
-            conv._locks.release(conv._lock_key)
-
-    async def save(
-        self, *, log: Sequence[TranscriptEntry] = (), release: bool = False, **changes: Any
-    ) -> ConversationRecord:
-        """Save the record with ``changes``, appending ``log`` to the transcript in the same atomic step.
-
-        ``release``: this is the turn's last write; give the lease up with it (one store write fewer).
-        """
-        lock = self.lock
-        if release:
-            lock.stop_renewing()
-        self.record = await self.conversation.store.save(
-            self.record.replace(**changes), fence=lock.fence, transcript=log, release=lock.lease if release else None
-        )
-        if release:
-            lock.lease = None  # given up by the save: nothing left for the turn's exit to release
-        return self.record
-
-    def entry(self, kind: str, **fields: Any) -> TranscriptEntry:
-        """A transcript entry stamped now."""
-        return TranscriptEntry(kind=kind, at=self.conversation.options.clock(), **fields)
-
-    async def log(self, kind: str, **fields: Any) -> None:
-        """Append one transcript entry on its own (when there is no record change to go with it)."""
-        await self.conversation.store.append_transcript(
-            self.record.conversation_id, self.entry(kind, **fields), fence=self.lock.fence
-        )
-
-
-def _messages(reply: Reply) -> list[dict[str, Any]]:
-    return [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in reply.messages]
-
-
 _DEFAULT_OPTIONS = ConversationOptions()
 
 
-class Conversation:
+class Conversation(_SessionSteps):
     """A conversation with an agent, keyed by an id the application chooses (a user, chat or ticket id).
 
-    Create it with :meth:`AsyncAgentClient.conversation` (cheap: no I/O until the first turn).
+    Get it from :meth:`Conversations.get <sessionforce.lifecycle.Conversations.get>` (cheap: no I/O until
+    the first turn).
     """
 
-    # Slots: a process may hold thousands of these at once.
-    __slots__ = (
-        "_agent_id", "_hooks", "_lock_key", "_locks", "client", "conversation_id", "options", "store",
-    )
+    __slots__ = ()  # the fields are _SessionSteps' slots
 
     def __init__(
         self,
@@ -261,7 +156,7 @@ class Conversation:
         in_reply_to: str | None = None,
     ) -> ConversationStream:
         """Send one user turn and yield its events as they arrive; the last is an
-        :class:`~sessionforce.streaming.EndOfTurnEvent` whose ``reply`` is a :class:`ConversationReply`."""
+        :class:`~sessionforce.agent_api.EndOfTurnEvent` whose ``reply`` is a :class:`ConversationReply`."""
         return ConversationStream(self._run(text, variables, message_type, in_reply_to, streaming=True))
 
     async def end(self, reason: EndReason = "UserRequest") -> bool:
@@ -320,174 +215,6 @@ class Conversation:
     def _turn(self) -> _Turn:
         """The scope of one turn: ``async with self._turn() as turn`` (see :class:`_Turn`)."""
         return _Turn(self)
-
-    def _new_record(self) -> ConversationRecord:
-        agent_id = self._agent_id or self.client.settings.agent_id
-        if agent_id is None:
-            self.client.settings.require("agent_id")
-        assert agent_id is not None
-        now = self.options.clock()
-        return ConversationRecord(
-            conversation_id=self.conversation_id,
-            agent_id=agent_id,
-            external_session_key=str(uuid.uuid4()),
-            created_at=now,
-            last_activity_at=now,
-        )
-
-    async def _load_existing(self) -> ConversationRecord:
-        record = await self.store.load(self.conversation_id)
-        if record is None:  # pragma: no cover - only after a concurrent delete
-            raise StaleRecord(f"Conversation {self.conversation_id!r} vanished while it was being created.")
-        return record
-
-    async def _emit(
-        self,
-        kind: EventKind,
-        turn: _Turn,
-        sequence_id: int | None = None,
-        session_id: str | None = None,
-        **detail: Any,
-    ) -> None:
-        """Fire an event; ``session_id`` names the session when it is no longer the record's live one."""
-        if self._hooks is not None:
-            record = turn.record
-            await self._hooks.emit(
-                ConversationEvent(
-                    kind, self.conversation_id, session_id or record.session_id, record.external_session_key,
-                    sequence_id, detail,
-                )
-            )
-
-    async def _report_pending(self, turn: _Turn) -> PendingTurn | None:
-        pending = turn.record.pending
-        if pending is None:
-            return None
-        logger.warning(
-            "turn %d (sent by %s) was interrupted: delivery unknown", pending.sequence_id, pending.owner,
-            extra=log_context(),
-        )
-        entry = turn.entry(
-            "delivery_unknown", session_id=pending.session_id, sequence_id=pending.sequence_id, text=pending.text,
-            message_type=pending.message_type, detail={"cause": "sender stopped mid-turn", "owner": pending.owner},
-        )
-        await turn.save(pending=None, log=[entry])
-        await self._emit(EventKind.DELIVERY_UNKNOWN, turn, pending.sequence_id, owner=pending.owner)
-        return pending
-
-    async def _ensure_session(self, turn: _Turn) -> tuple[Reply | None, str | None]:
-        """A live session for the turn: ``(greeting, resume reason)`` when one was started, else Nones."""
-        record = turn.record
-        idle = self.options.idle_timeout
-        if record.status is ConversationStatus.ACTIVE and record.session_id:
-            if idle is None or self.options.clock() - record.last_activity_at <= idle:
-                return None, None
-            try:
-                await self._close_session(turn, "Expiration", SessionState.EXPIRED)
-            except (APIStatusError, TransportError) as exc:
-                # Ending the stale session only frees server resources (it expires there anyway): the
-                # user's turn must not fail for it.
-                logger.warning("could not end the idle session: %s", exc, extra=log_context())
-                await self._mark_closed(turn, SessionState.EXPIRED, "Expiration")
-            reason: str | None = "idle"
-        elif record.agent_ended:
-            if self.options.on_agent_end == "raise":
-                raise ConversationEnded(
-                    f"The agent ended conversation {self.conversation_id!r}'s session. What to do: start a new "
-                    "conversation, or open this one with on_agent_end='restart'."
-                )
-            reason = "agent_ended"
-        elif record.sessions:
-            last = record.sessions[-1]
-            if last.state is SessionState.EXPIRED:
-                reason = "expired"
-            elif last.end_reason == "UserRequest":
-                reason = None  # the app ended it on purpose: the next session is a fresh start, not a resume
-            else:
-                reason = "ended"
-        else:
-            reason = None
-        return await self._start_session(turn, reason), reason
-
-    async def _start_session(self, turn: _Turn, reason: str | None) -> Reply:
-        record = turn.record
-        previous = record.sessions[-1].session_id if record.sessions else None
-        policy = self.options.resume
-        plan = None
-        if reason is not None:
-            history = []
-            if policy.history_turns:
-                history = [e for e in await self.store.transcript(self.conversation_id) if e.kind == "turn"]
-            plan = await policy.plan(ResumeContext(self.conversation_id, reason, previous, history))
-        key = record.external_session_key if not record.sessions else str(uuid.uuid4())
-        variables = [*self.options.variables, *(plan.variables if plan else ())]
-        session = await self.client.start_session(
-            record.agent_id, external_session_key=key, variables=variables, bypass_user=self.options.bypass_user,
-            tz=self.options.tz, streaming=self.options.streaming,
-        )
-        now = self.options.clock()
-        info = SessionInfo(session_id=session.session_id, external_session_key=key, started_at=now)
-        started = turn.entry(
-            "session_started", session_id=session.session_id, reply=_messages(session.greeting),
-            detail={"resume_reason": reason, "previous_session_id": previous, "external_session_key": key},
-        )
-        await turn.save(
-            status=ConversationStatus.ACTIVE, session_id=session.session_id, sessions=[*record.sessions, info],
-            external_session_key=key, last_activity_at=now, agent_ended=False, escalated=False, log=[started],
-        )
-        update_log_context(externalSessionKey=key, sessionId=session.session_id)
-        logger.info("session started%s", f" (resuming: {reason})" if reason else "", extra=log_context())
-        await self._emit(EventKind.SESSION_STARTED, turn, resume_reason=reason, greeting=session.greeting)
-        if reason is not None:
-            await self._emit(EventKind.RESUMED, turn, reason=reason, previous_session_id=previous)
-        if plan is not None and plan.preamble:
-            await self._send_preamble(turn, plan.preamble)
-        return session.greeting
-
-    async def _send_preamble(self, turn: _Turn, text: str) -> None:
-        record = turn.record
-        assert record.session_id is not None
-        seq = record.last_sequence_id + 1
-        await turn.save(last_sequence_id=seq)
-        started = self.options.clock()
-        reply = await self.client.send_message(record.session_id, text, sequence_id=seq)
-        await turn.log(
-            "preamble", session_id=record.session_id, sequence_id=seq, text=text, reply=_messages(reply),
-            duration_ms=(self.options.clock() - started) * 1000,
-        )
-
-    async def _close_session(self, turn: _Turn, reason: EndReason, state: SessionState) -> bool:
-        record = turn.record
-        session_id = record.session_id
-        if record.status is not ConversationStatus.ACTIVE or session_id is None:
-            return False
-        ended = await self.client.end_session(session_id, reason)
-        final_state = state if ended is not None else SessionState.EXPIRED
-        await self._mark_closed(turn, final_state, reason if ended is not None else "AlreadyGone")
-        await self._emit(EventKind.ENDED, turn, None, session_id, reason=reason)
-        return True
-
-    async def _mark_closed(
-        self,
-        turn: _Turn,
-        state: SessionState,
-        reason: str | None,
-        log: Sequence[TranscriptEntry] = (),
-        release: bool = False,
-        **changes: Any,
-    ) -> None:
-        record = turn.record
-        now = self.options.clock()
-        sessions = [
-            s.replace(state=state, ended_at=now, end_reason=reason) if s.session_id == record.session_id else s
-            for s in record.sessions
-        ]
-        detail = {"state": state.value, "reason": reason}
-        ended = turn.entry("session_ended", session_id=record.session_id, detail=detail)
-        await turn.save(
-            status=ConversationStatus.IDLE, session_id=None, sessions=sessions, log=[*log, ended], release=release,
-            **changes,
-        )
 
     async def _run(
         self,

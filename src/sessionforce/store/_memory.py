@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from sessionforce.errors import ConversationBusy, InvalidArgument, LeaseLost, StaleRecord
-from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """A :class:`~sessionforce.store.base.Store` in a dict. Safe for many tasks on one event loop."""
+    """A :class:`~sessionforce.store.Store` in a dict. Safe for many tasks on one event loop."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -55,7 +55,7 @@ class MemoryStore:
         release: Lease | None = None,
     ) -> ConversationRecord:
         """Compare-and-save by version (appending ``transcript``, then giving ``release`` up); see
-        :class:`~sessionforce.store.base.Store`."""
+        :class:`~sessionforce.store.Store`."""
         self._check_fence(record.conversation_id, fence)
         current = self._records.get(record.conversation_id)
         stored_version = current.version if current is not None else 0

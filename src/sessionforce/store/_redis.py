@@ -13,7 +13,7 @@ Every write that must be atomic is one Lua script (registered once with ``regist
 (``GET`` the lease, ``INCR`` the fence, ``SET ... PX``), save (fence check + version check + write +
 index move), fenced append, and release/renew, which act only when the lease still holds the exact
 ``owner|fence`` value. Unlike redis-py's ``Lock`` nothing lives in thread-local storage: the
-:class:`~sessionforce.store.base.Lease` object carries owner and fence, one per acquisition.
+:class:`~sessionforce.store.Lease` object carries owner and fence, one per acquisition.
 
 Index entries outlive records that expire through ``retention``; ``list_conversations`` skips them and
 removes them (only if the record is still absent, so a concurrent re-creation is never unlisted).
@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sessionforce.errors import ConfigError, ConversationBusy, InvalidArgument, LeaseLost, StaleRecord, StoreUnavailable
-from sessionforce.store.base import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
+from sessionforce.store._records import ConversationRecord, ConversationStatus, Lease, TranscriptEntry
 
 __all__ = ["RedisStore"]
 
@@ -129,7 +129,7 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisStore:
-    """A :class:`~sessionforce.store.base.Store` in Redis (a single primary), for many workers on many machines.
+    """A :class:`~sessionforce.store.Store` in Redis (a single primary), for many workers on many machines.
 
     ``retention`` (seconds) is how long an untouched record and transcript are kept. A client passed in is
     not closed by :meth:`aclose`; one made by :meth:`from_url` is.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sessionforce._logging import log_context
 from sessionforce.errors import ConversationBusy, LeaseLost, StoreUnavailable
-from sessionforce.store.base import Lease, Store
+from sessionforce.store import Lease, Store
 
 __all__ = ["LeaseKeeper", "LocalLocks", "TurnLock", "worker_identity"]
 

@@ -17,8 +17,8 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr, ValidationError
 
+from sessionforce.agent_api._models import TokenResponse
 from sessionforce.errors import APIStatusError, AuthError, error_from_status
-from sessionforce.models import TokenResponse
 
 __all__ = ["AccessToken", "ClientCredentials", "FormPoster", "StaticToken", "TokenProvider"]
 

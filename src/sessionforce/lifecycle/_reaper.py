@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sessionforce.agent_api import EndReason
 from sessionforce.errors import ConversationBusy, SessionforceError
-from sessionforce.models import EndReason
-from sessionforce.store.base import ConversationStatus, Store
+from sessionforce.store import ConversationStatus
 
 if TYPE_CHECKING:
-    from sessionforce.client import AsyncAgentClient
+    from sessionforce.lifecycle._conversations import Conversations
 
 __all__ = ["reap_idle", "store_reaper"]
 
@@ -21,23 +21,23 @@ logger = logging.getLogger("sessionforce.reaper")
 
 
 async def reap_idle(
-    client: AsyncAgentClient,
-    store: Store | None = None,
+    conversations: Conversations,
     *,
     idle_for: float = 15 * 60,
     reason: EndReason = "Expiration",
     limit: int = 1000,
     clock: Callable[[], float] = time.time,
 ) -> list[str]:
-    """End the live sessions of conversations idle for ``idle_for`` seconds or more; return their ids.
+    """End the live sessions of conversations (in the manager's store) idle for ``idle_for`` seconds or
+    more; return their ids.
 
     A conversation whose turn is running (its lock is held) is skipped and left for the next pass.
     """
-    store = store or client.store
+    store = conversations.store
     reaped: list[str] = []
     idle = await store.list_conversations(status=ConversationStatus.ACTIVE, idle_for=idle_for, now=clock(), limit=limit)
     for record in idle:
-        conversation = client.conversation(record.conversation_id, store=store, lock_wait=0.05, clock=clock)
+        conversation = conversations.get(record.conversation_id, lock_wait=0.05, clock=clock)
         try:
             # Re-checked under the lock: a turn may have run since the listing.
             if await conversation.end_if_idle(idle_for, reason):
@@ -52,8 +52,7 @@ async def reap_idle(
 
 
 async def store_reaper(
-    client: AsyncAgentClient,
-    store: Store | None = None,
+    conversations: Conversations,
     *,
     idle_for: float = 15 * 60,
     interval: float = 60.0,
@@ -61,5 +60,5 @@ async def store_reaper(
 ) -> None:
     """Run :func:`reap_idle` every ``interval`` seconds until cancelled (e.g. as a background task)."""
     while True:
-        await reap_idle(client, store, idle_for=idle_for, reason=reason)
+        await reap_idle(conversations, idle_for=idle_for, reason=reason)
         await asyncio.sleep(interval)

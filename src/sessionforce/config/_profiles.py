@@ -13,7 +13,7 @@ The file lives at ``user_config_dir("sessionforce")/config.toml`` (``SESSIONFORC
     store = "sqlite:////home/me/agents.db"      # optional
 
 Precedence is arguments, then environment variables, then the profile: a profile value is used only for
-settings that neither an argument nor an environment variable gives.
+settings that neither an argument nor an environment variable gives (applied in :mod:`._settings`).
 """
 
 from __future__ import annotations
@@ -29,18 +29,16 @@ from typing import Any
 import platformdirs
 
 from sessionforce.errors import ConfigError
-from sessionforce.settings import ENV_NAMES, ClientSettings
 
 __all__ = [
     "CONFIG_ENV",
     "PROFILE_ENV",
     "PROFILE_KEYS",
+    "STORE_ENV",
     "Profile",
-    "Resolved",
     "config_path",
     "load_profiles",
     "permission_warning",
-    "resolve",
     "select_profile",
     "write_profile",
 ]
@@ -50,6 +48,7 @@ CONFIG_ENV = "SESSIONFORCE_CONFIG"
 PROFILE_ENV = "SESSIONFORCE_PROFILE"
 """Environment variable naming the profile to use when no ``--profile`` is given."""
 STORE_ENV = "SESSIONFORCE_STORE"
+"""Environment variable naming the session store URL."""
 PROFILE_KEYS: tuple[str, ...] = ("my_domain", "client_id", "client_secret", "agent_id", "base_url", "store")
 """The keys a ``[profiles.NAME]`` table may hold."""
 SECRET_KEYS = frozenset({"client_secret"})
@@ -61,23 +60,6 @@ class Profile:
 
     name: str
     values: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Settings after precedence was applied, and where each came from (for ``config show``)."""
-
-    settings: ClientSettings
-    store_url: str | None
-    """``None``: the library default (``SESSIONFORCE_STORE``, else the default SQLite file)."""
-    profile: Profile | None
-    sources: dict[str, str]
-    """Setting name → ``argument``, ``environment (VAR)`` or ``profile NAME``; unset settings absent."""
-
-    @property
-    def has_org(self) -> bool:
-        """Whether an org is configured at all (a My Domain URL or a ready-made access token)."""
-        return self.settings.my_domain is not None
 
 
 def config_path() -> Path:
@@ -163,34 +145,6 @@ def permission_warning(path: Path | None = None) -> str | None:
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         return f"warning: {path} is readable by other users and may hold a secret. What to do: chmod 600 {path}"
     return None
-
-
-def resolve(profile_name: str | None = None, *, store: str | None = None, **arguments: Any) -> Resolved:
-    """Settings from ``arguments`` (``None`` = not given), then the environment, then the profile.
-
-    Raises :class:`ConfigError` for a bad file, an unknown profile or a malformed setting.
-    """
-    profile = select_profile(profile_name)
-    given = {k: v for k, v in arguments.items() if v is not None}
-    sources: dict[str, str] = dict.fromkeys(given, "argument")
-    for name, env in ENV_NAMES.items():
-        if name not in given and os.environ.get(env):
-            sources[name] = f"environment ({env})"
-    if profile is not None:
-        for key, value in profile.values.items():
-            if key != "store" and key not in sources and value:
-                given[key] = value
-                sources[key] = f"profile {profile.name}"
-    settings = ClientSettings.load(**given)
-    store_url = store
-    if store is not None:
-        sources["store"] = "argument"
-    elif os.environ.get(STORE_ENV):
-        sources["store"] = f"environment ({STORE_ENV})"
-    elif profile is not None and profile.values.get("store"):
-        store_url = profile.values["store"]
-        sources["store"] = f"profile {profile.name}"
-    return Resolved(settings, store_url, profile, sources)
 
 
 def _toml_string(value: str) -> str:

@@ -1,61 +1,48 @@
-"""What a conversation is configured with, and the reply it hands back."""
+"""The reply a conversation turn hands back, and the stream of a conversation turn."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import AsyncGenerator
+from typing import Literal, Protocol
 
 from pydantic import PrivateAttr
 
-from sessionforce.errors import ConfigError, InvalidArgument
-from sessionforce.models import VariableInput
-from sessionforce.reply import Reply
-from sessionforce.resume import NO_RESUME, ResumePolicy
-from sessionforce.store.base import PendingTurn
-from sessionforce.streaming import EndOfTurnEvent, EventStream, StreamEvent
+from sessionforce.agent_api import EndOfTurnEvent, EventStream, MessageType, Reply, StreamEvent, VariableInput
+from sessionforce.errors import InvalidArgument
+from sessionforce.store import PendingTurn
 
-if TYPE_CHECKING:
-    from sessionforce.conversation import Conversation
-
-__all__ = ["ConversationOptions", "ConversationReply", "ConversationStream", "TurnReply"]
+__all__ = ["ConversationReply", "ConversationStream", "TurnReply"]
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationOptions:
-    """How a conversation behaves. Every field has a safe default."""
+class _Owner(Protocol):
+    """What a reply needs of its conversation (a :class:`~sessionforce.lifecycle.Conversation`); a
+    protocol so this module does not import the conversation that imports it."""
 
-    lock_wait: float = 30.0
-    """Seconds a turn waits for the one before it (in this process and in others) before ConversationBusy."""
-    lease_ttl: float = 30.0
-    """Seconds a store lease lives without renewal; renewed every third of it while a turn runs."""
-    idle_timeout: float | None = None
-    """Start a fresh session before sending when the last activity is older than this (seconds), rather
-    than waiting for the server's 404. ``None``: rely on the 404."""
-    resume: ResumePolicy = NO_RESUME
-    on_agent_end: Literal["raise", "restart"] = "raise"
-    """After the agent ended the session: ``raise`` ConversationEnded on the next send, or ``restart``."""
-    variables: Sequence[VariableInput] = ()
-    """Variables every session of this conversation starts with."""
-    streaming: bool = True
-    """Ask for streaming support when starting sessions."""
-    tz: str | None = None
-    bypass_user: bool = True
-    clock: Callable[[], float] = time.time
+    async def send(
+        self,
+        text: str,
+        *,
+        variables: tuple[VariableInput, ...] | list[VariableInput] = (),
+        message_type: MessageType = "Text",
+        in_reply_to: str | None = None,
+    ) -> ConversationReply: ...
 
-    def __post_init__(self) -> None:
-        for name in ("lock_wait", "lease_ttl"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be a number of seconds greater than 0.")
-        if self.idle_timeout is not None and self.idle_timeout <= 0:
-            raise ConfigError("idle_timeout must be a number of seconds greater than 0, or None.")
-        if self.on_agent_end not in ("raise", "restart"):
-            raise ConfigError(f"on_agent_end={self.on_agent_end!r}: use 'raise' or 'restart'.")
+    def stream(
+        self,
+        text: str,
+        *,
+        variables: tuple[VariableInput, ...] | list[VariableInput] = (),
+        message_type: MessageType = "Text",
+        in_reply_to: str | None = None,
+    ) -> ConversationStream: ...
+
+    async def feedback(
+        self, reply: Reply | str, feedback: Literal["GOOD", "BAD"], *, text: str | None = None
+    ) -> None: ...
 
 
 class TurnReply(Reply):
-    """A conversation turn's reply: a :class:`~sessionforce.reply.Reply` plus what the lifecycle did."""
+    """A conversation turn's reply: a :class:`~sessionforce.agent_api.Reply` plus what the lifecycle did."""
 
     resumed: bool = False
     """This turn ran on a new session that replaced an expired, idle or ended one."""
@@ -79,14 +66,14 @@ class TurnReply(Reply):
 class ConversationReply(TurnReply):
     """A reply that knows its conversation: answer it, rate it, see whether the turn resumed."""
 
-    _conversation: Conversation | None = PrivateAttr(default=None)
+    _conversation: _Owner | None = PrivateAttr(default=None)
 
-    def bind(self, conversation: Conversation) -> ConversationReply:
+    def bind(self, conversation: _Owner) -> ConversationReply:
         """Attach the conversation this reply belongs to (done by the conversation)."""
         self._conversation = conversation
         return self
 
-    def _owner(self) -> Conversation:
+    def _owner(self) -> _Owner:
         if self._conversation is None:
             raise InvalidArgument("This reply is not attached to a conversation.")
         return self._conversation

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from sessionforce.agent_api import Variable
 from sessionforce.errors import ConfigError
-from sessionforce.models import Variable
-from sessionforce.store.base import TranscriptEntry
+from sessionforce.store import TranscriptEntry
 
 __all__ = ["NoResume", "ReplayResume", "ResumeContext", "ResumePlan", "ResumePolicy", "resume_policy"]
 

@@ -1,21 +1,23 @@
-"""Client settings: from arguments, then the environment, validated at construction.
+"""Client settings: from arguments, then the environment, then the selected TOML profile, validated.
 
 Every setting has one environment variable; a missing or malformed one raises :class:`ConfigError`
-naming both the argument and the variable, never echoing the value (it may be a secret).
+naming both the argument and the variable, never echoing the value (it may be a secret). Values only:
+what is built from them (token providers, timeouts, retry policies) belongs to the wire package.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sessionforce.auth import ClientCredentials, StaticToken, TokenProvider
+from sessionforce.config._profiles import STORE_ENV, Profile, select_profile
 from sessionforce.errors import ConfigError
-from sessionforce.http import RetryPolicy, Timeouts
 
-__all__ = ["ENV_NAMES", "ClientSettings"]
+__all__ = ["ENV_NAMES", "ClientSettings", "Resolved", "resolve"]
 
 ENV_NAMES: dict[str, str] = {
     "my_domain": "SF_MY_DOMAIN",
@@ -82,9 +84,15 @@ class ClientSettings(BaseSettings):
         return value
 
     @classmethod
-    def load(cls, **arguments: Any) -> ClientSettings:
-        """Build settings from ``arguments`` (``None`` means "not given") and the environment."""
-        given = {k: v for k, v in arguments.items() if v is not None}
+    def load(cls, *, profile: str | None = None, **arguments: Any) -> ClientSettings:
+        """Build settings from ``arguments`` (``None`` means "not given"), then the environment, then the
+        TOML profile (``profile``, else ``SESSIONFORCE_PROFILE``, else the file's ``default_profile``, else
+        the one named ``default``; none when there is no config file)."""
+        return resolve(profile, **arguments).settings
+
+    @classmethod
+    def _validated(cls, given: dict[str, Any]) -> ClientSettings:
+        """Settings from ``given`` values and the environment (no profile), errors named by variable."""
         unknown = sorted(set(given) - set(cls.model_fields))
         if unknown:
             raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}. Known: {', '.join(cls.model_fields)}.")
@@ -105,25 +113,47 @@ class ClientSettings(BaseSettings):
             listed = ", ".join(f"{n} (environment variable {ENV_NAMES[n]})" for n in missing)
             raise ConfigError(f"Missing setting(s): {listed}. What to do: pass them as arguments or set the variables.")
 
-    def token_provider(self) -> TokenProvider:
-        """Client credentials when an id and secret are set, else a static token; else :class:`ConfigError`."""
-        if self.access_token is not None and self.client_id is None:
-            return StaticToken(self.access_token)
-        self.require("my_domain", "client_id", "client_secret")
-        my_domain, client_id, secret = self.my_domain, self.client_id, self.client_secret
-        if my_domain is None or client_id is None or secret is None:  # pragma: no cover - require() raised
-            raise ConfigError("unreachable")
-        return ClientCredentials(my_domain, client_id, secret, lifetime=self.token_lifetime)
 
-    def timeouts(self) -> Timeouts:
-        """The timeouts, defaults filled in."""
-        default = Timeouts()
-        return Timeouts(
-            connect=self.connect_timeout or default.connect,
-            read=self.read_timeout or default.read,
-            stream_read=self.stream_read_timeout or default.stream_read,
-        )
+@dataclass(frozen=True)
+class Resolved:
+    """Settings after precedence was applied, and where each came from (for ``config show``)."""
 
-    def retry_policy(self) -> RetryPolicy:
-        """The retry policy, defaults filled in."""
-        return RetryPolicy() if self.max_retries is None else RetryPolicy(max_retries=self.max_retries)
+    settings: ClientSettings
+    store_url: str | None
+    """``None``: the library default (``SESSIONFORCE_STORE``, else the default SQLite file)."""
+    profile: Profile | None
+    sources: dict[str, str]
+    """Setting name → ``argument``, ``environment (VAR)`` or ``profile NAME``; unset settings absent."""
+
+    @property
+    def has_org(self) -> bool:
+        """Whether an org is configured at all (a My Domain URL or a ready-made access token)."""
+        return self.settings.my_domain is not None
+
+
+def resolve(profile_name: str | None = None, *, store: str | None = None, **arguments: Any) -> Resolved:
+    """Settings from ``arguments`` (``None`` = not given), then the environment, then the profile.
+
+    Raises :class:`ConfigError` for a bad file, an unknown profile or a malformed setting.
+    """
+    profile = select_profile(profile_name)
+    given = {k: v for k, v in arguments.items() if v is not None}
+    sources: dict[str, str] = dict.fromkeys(given, "argument")
+    for name, env in ENV_NAMES.items():
+        if name not in given and os.environ.get(env):
+            sources[name] = f"environment ({env})"
+    if profile is not None:
+        for key, value in profile.values.items():
+            if key != "store" and key not in sources and value:
+                given[key] = value
+                sources[key] = f"profile {profile.name}"
+    settings = ClientSettings._validated(given)
+    store_url = store
+    if store is not None:
+        sources["store"] = "argument"
+    elif os.environ.get(STORE_ENV):
+        sources["store"] = f"environment ({STORE_ENV})"
+    elif profile is not None and profile.values.get("store"):
+        store_url = profile.values["store"]
+        sources["store"] = f"profile {profile.name}"
+    return Resolved(settings, store_url, profile, sources)

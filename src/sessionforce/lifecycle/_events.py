@@ -20,7 +20,7 @@ class EventKind(enum.StrEnum):
     """What happened in a conversation."""
 
     SESSION_STARTED = "session_started"
-    """A server session started; ``detail["greeting"]`` is its greeting :class:`~sessionforce.reply.Reply`."""
+    """A server session started; ``detail["greeting"]`` is its greeting :class:`~sessionforce.agent_api.Reply`."""
     TURN_SENT = "turn_sent"
     REPLY = "reply"
     RESUMED = "resumed"

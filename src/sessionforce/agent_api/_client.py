@@ -1,8 +1,8 @@
-"""`AsyncAgentClient`: the Agent API, one method per call, typed, with no lifecycle policy.
+"""`AsyncAgentClient`: the Agent API, one method per call, typed, with no lifecycle policy and no store.
 
 Use it directly when you want full control of sessions and sequence ids; for conversations that
-survive expiry, restarts and many workers, use :meth:`AsyncAgentClient.conversation` (the lifecycle
-manager built on top of this client).
+survive expiry, restarts and many workers, use :class:`sessionforce.lifecycle.Conversations` (the
+lifecycle manager built on top of this client).
 """
 
 from __future__ import annotations
@@ -19,10 +19,18 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sessionforce.auth import AccessToken, TokenProvider
-from sessionforce.errors import InvalidArgument, SessionNotFound, StreamInterrupted
-from sessionforce.http import RetryPolicy, Timeouts, Transport
-from sessionforce.models import (
+from sessionforce.agent_api._auth import AccessToken, TokenProvider
+from sessionforce.agent_api._events import (
+    EndOfTurnEvent,
+    EventStream,
+    ReplyAssembler,
+    StreamEvent,
+    protocol_error,
+    raise_for_error_messages,
+    stream_event_from_sse,
+)
+from sessionforce.agent_api._factory import retry_policy_from, timeouts_from, token_provider_from
+from sessionforce.agent_api._models import (
     EndReason,
     FeedbackRequest,
     InstanceConfig,
@@ -34,26 +42,15 @@ from sessionforce.models import (
     VariableInput,
     to_variables,
 )
-from sessionforce.reply import Reply, construct_validated
-from sessionforce.settings import ClientSettings
-from sessionforce.streaming import (
-    EndOfTurnEvent,
-    EventStream,
-    ReplyAssembler,
-    SSEDecoder,
-    StreamEvent,
-    protocol_error,
-    raise_for_error_messages,
-    stream_event_from_sse,
-)
+from sessionforce.agent_api._reply import Reply, construct_validated
+from sessionforce.agent_api._retry import RetryPolicy
+from sessionforce.agent_api._sse import SSEDecoder
+from sessionforce.agent_api._transport import Timeouts, Transport
+from sessionforce.config import ClientSettings
+from sessionforce.errors import InvalidArgument, SessionNotFound, StreamInterrupted
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
-
-    from sessionforce.conversation import Conversation
-    from sessionforce.events import EventHook, EventKind
-    from sessionforce.resume import ResumePolicy
-    from sessionforce.store.base import Store
 
 __all__ = ["AsyncAgentClient", "MessageStream", "Session"]
 
@@ -160,7 +157,6 @@ class AsyncAgentClient:
         max_connections: int = 100,
         http_session: aiohttp.ClientSession | None = None,
         settings: ClientSettings | None = None,
-        store: Store | str | None = None,
     ) -> None:
         self.settings = settings or ClientSettings.load(
             my_domain=my_domain,
@@ -174,19 +170,13 @@ class AsyncAgentClient:
         assert self.settings.my_domain is not None
         self.my_domain: str = self.settings.my_domain
         self._transport = Transport(
-            token_provider or self.settings.token_provider(),
+            token_provider or token_provider_from(self.settings),
             base_url=self.settings.base_url,
-            timeouts=timeouts or self.settings.timeouts(),
-            retry=retry or self.settings.retry_policy(),
+            timeouts=timeouts or timeouts_from(self.settings),
+            retry=retry or retry_policy_from(self.settings),
             max_connections=max_connections,
             session=http_session,
         )
-        from sessionforce.locks import LocalLocks
-
-        self._store_url = store if isinstance(store, str) else None
-        self._store: Store | None = None if isinstance(store, str) else store
-        self._owns_store = False
-        self._local_locks = LocalLocks()
 
     def __repr__(self) -> str:
         return f"AsyncAgentClient(my_domain={self.my_domain!r}, agent_id={self.settings.agent_id!r})"
@@ -205,60 +195,8 @@ class AsyncAgentClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections (and the store, if this client opened it)."""
+        """Close the pooled connections."""
         await self._transport.aclose()
-        store, self._store = self._store, None
-        if store is not None and self._owns_store:
-            await store.aclose()
-
-    @property
-    def store(self) -> Store:
-        """The session store conversations use: the ``store`` argument, else ``SESSIONFORCE_STORE``, else
-        the default SQLite file. Opened on first use."""
-        if self._store is None:
-            from sessionforce.store import open_store
-
-            self._store = open_store(self._store_url)
-            self._owns_store = True
-        return self._store
-
-    def conversation(
-        self,
-        conversation_id: str,
-        *,
-        agent_id: str | None = None,
-        store: Store | None = None,
-        resume: str | ResumePolicy | None = None,
-        hooks: Iterable[tuple[EventKind | str, EventHook]] = (),
-        **options: Any,
-    ) -> Conversation:
-        """The conversation keyed ``conversation_id`` (cheap: nothing is sent or loaded until a turn).
-
-        Use it scoped (``async with``: the session ends when the block exits) or detached (call
-        :meth:`Conversation.send` from any request or worker; end it with :meth:`Conversation.end`).
-        ``resume`` is ``"none"`` (default), ``"replay"`` or a policy; ``options`` are the fields of
-        :class:`~sessionforce.conversation_types.ConversationOptions` (``lock_wait``, ``idle_timeout``, ...).
-        """
-        from sessionforce.conversation import Conversation
-        from sessionforce.conversation_types import ConversationOptions
-        from sessionforce.events import Hooks
-        from sessionforce.resume import resume_policy
-
-        try:
-            # One shared options object when all are defaults (cheap to hold thousands of conversations).
-            settings = ConversationOptions(resume=resume_policy(resume), **options) if resume or options else None
-        except TypeError as exc:
-            known = ", ".join(ConversationOptions.__dataclass_fields__)
-            raise InvalidArgument(f"Unknown conversation option ({exc}). Known options: {known}.") from None
-        return Conversation(
-            self,
-            conversation_id,
-            store=store or self.store,
-            locks=self._local_locks,
-            agent_id=agent_id,
-            options=settings,
-            hooks=Hooks(hooks) if hooks else None,
-        )
 
     # ------------------------------------------------------------------ calls
 
