@@ -77,7 +77,7 @@ async def test_a_session_that_could_not_be_ended_stays_findable_by_the_reaper(sl
             deadline = time.monotonic() + 10
             while any(s["inFlight"] for s in _sessions(slow_emu)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)  # the server finishes our cancelled turn
-            reaped = await _harness.reap_idle(owner, store, idle_for=0)
+            reaped = await _harness.reap_idle(owner, idle_for=0)
             assert reaped == ["could-not-end"]
     assert [s["state"] for s in _sessions(slow_emu)] == ["ended"], "the server session was left open"
 

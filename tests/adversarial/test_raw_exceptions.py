@@ -92,8 +92,8 @@ async def test_a_conversation_id_with_a_lone_surrogate_is_an_invalid_argument(
 async def test_variables_that_are_not_variables_are_an_invalid_argument(emu: RunningEmulator, where: str) -> None:
     async with _harness.emulator_client(emu) as owner:
         calls: dict[str, Callable[[], Any]] = {
-            "send": lambda: _harness.conversation(owner, "vars-1").send("hi", variables="abc"),
-            "start_session": lambda: owner.start_session(variables="abc"),  # type: ignore[arg-type]
+            "send": lambda: _harness.conversation(owner, "vars-1").send("hi", variables="abc"),  # type: ignore[arg-type]
+            "start_session": lambda: owner.start_session(variables="abc"),
             "conversation-option": lambda: _harness.conversation(owner, "vars-2", variables="abc").send("hi"),
         }
         error = await _error_of(calls[where], f'variables="abc" on {where}')

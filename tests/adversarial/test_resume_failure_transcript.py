@@ -35,6 +35,7 @@ async def _expire_then_send(emu: RunningEmulator, fault: dict[str, Any], **optio
         async with _harness.emulator_client(emu, retry=_harness.no_retries()) as owner:
             conv = _harness.conversation(owner, "resumed", **options)
             first = await conv.send("first turn")
+            assert first.session_id is not None
             admin.expire(first.session_id)
             admin.faults(fault)
             outcome = await outcome_within(conv.send(TURN), 20, "a turn whose resume fails")

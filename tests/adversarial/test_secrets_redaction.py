@@ -30,8 +30,9 @@ from tests.adversarial._hostile import (
 )
 
 LEAKS_TOKEN = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                reason="issue 11 finding 4: the bearer token reaches the exception (message, "
-                                "repr, chain or raw body)")
+                                reason="issue 11 finding 4a: an answer aiohttp cannot parse puts "
+                                "repr(ClientResponseError), request headers and bearer token included, in the "
+                                "exception chain")
 
 _ANSWERS: dict[str, Behaviour] = {
     "status-line-2OO": bad_status_line(),
@@ -41,6 +42,7 @@ _ANSWERS: dict[str, Behaviour] = {
     "401-echoing-the-token": echo_token(401),
     "sse-error-event-echoing-the-token": sse_error_echo(),
 }
+_UNPARSEABLE = ("status-line-2OO", "broken-chunked-encoding")
 
 
 async def _turn_error(server: HostileServer, route: str) -> BaseException:
@@ -57,13 +59,13 @@ async def _turn_error(server: HostileServer, route: str) -> BaseException:
 
 
 @pytest.mark.parametrize("route", ["send", "stream"])
-@pytest.mark.parametrize("answer", list(_ANSWERS))
-@LEAKS_TOKEN
+@pytest.mark.parametrize("answer", [pytest.param(a, marks=LEAKS_TOKEN) if a in _UNPARSEABLE else a for a in _ANSWERS])
 async def test_a_hostile_answer_never_puts_the_token_in_the_error(
     hostile: HostileServer, route: str, answer: str
 ) -> None:
     hostile.script(route, _ANSWERS[answer])
     error = await _turn_error(hostile, route)
+    assert hostile.wait_for(route).bearer == hostile.token, "the request did not carry the token"
     assert isinstance(error, SessionforceError), f"not our error: {type(error).__name__}: {error}"
     leaked = hits([hostile.token], exception_texts(error))
     assert not leaked, f"the bearer token leaked through {type(error).__name__}: {leaked[:2]}"
@@ -93,7 +95,7 @@ async def test_the_transcript_and_sessions_export_never_hold_the_token(
 
 @pytest.mark.parametrize("status", [400, 401, 500])
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 4: a token endpoint echoing the client secret puts it in str(exc)")
+                   reason="issue 11 finding 4b: a token endpoint echoing the client secret puts it in str(exc)")
 async def test_a_token_endpoint_echoing_the_secret_never_puts_it_in_the_error(
     hostile: HostileServer, status: int
 ) -> None:
@@ -111,15 +113,14 @@ async def test_a_token_endpoint_echoing_the_secret_never_puts_it_in_the_error(
 
 _PASSWORD = "pw-never-print-me-7c3e"
 _ECHOES = pytest.mark.xfail(strict=True, raises=AssertionError,
-                            reason="issue 11 finding 4c: a malformed store URL's error echoes the password, "
-                            "or a raw ValueError escapes")
+                            reason="issue 11 finding 4c: redis://:pw@[::1/0 raises a raw ValueError")
 
 
 @pytest.mark.parametrize("url", [
-    pytest.param(f"reddis://:{_PASSWORD}@127.0.0.1:6379/0", marks=_ECHOES, id="misspelt-scheme"),
-    pytest.param(f"redis//:{_PASSWORD}@127.0.0.1:6379/0", marks=_ECHOES, id="no-scheme"),
+    pytest.param(f"reddis://:{_PASSWORD}@127.0.0.1:6379/0", id="misspelt-scheme"),
+    pytest.param(f"redis//:{_PASSWORD}@127.0.0.1:6379/0", id="no-scheme"),
     pytest.param(f"redis://:{_PASSWORD}@[::1/0", marks=_ECHOES, id="unclosed-ipv6-bracket"),
-    pytest.param(f"sqlite://:{_PASSWORD}@db.example/sessions.db", marks=_ECHOES, id="sqlite-with-credentials"),
+    pytest.param(f"sqlite://:{_PASSWORD}@db.example/sessions.db", id="sqlite-with-credentials"),
     pytest.param(f"redis://:{_PASSWORD}@127.0.0.1:99999999/0", id="port-out-of-range"),
     pytest.param(f"redis://:{_PASSWORD}@127.0.0.1:port/0", id="port-not-a-number"),
     pytest.param(f"redis://:{_PASSWORD}@127.0.0.1:6379/0?socket_timeout=abc", id="bad-query-value"),

@@ -13,7 +13,9 @@ import json
 import sys
 import threading
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
 from sessionforce.emulator import CallableAgent, TurnContext, run_emulator
@@ -21,6 +23,9 @@ from sessionforce.errors import ConversationError
 from tests.adversarial import _harness
 from tests.adversarial._assertions import outcome_within
 from tests.adversarial._redis_proc import RedisProcess
+
+_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root: where ``python -m tests.adversarial._worker`` finds its package."""
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -56,7 +61,7 @@ async def test_stale_worker_cannot_overwrite_the_record_of_the_worker_that_took_
                     json.dumps({"url": emu_b.url, "client_id": emu_b.client_id, "secret": emu_b.client_secret,
                                 "agent_id": emu_b.default_agent_id, "store": store_url,
                                 "conversation": "contended", "text": "from B"}),
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=_ROOT,
                 )
                 outcome_a = await turn_a
                 a_done.set()
@@ -68,12 +73,13 @@ async def test_stale_worker_cannot_overwrite_the_record_of_the_worker_that_took_
             a_done.set()
             b_in_flight.set()
             await store.aclose()
-    session_b = result_b.get("session_id")
+        listed = httpx.get(f"{emu_b.url}/__emulator/sessions", timeout=5).json()["sessions"]
+        sessions_b = [session["sessionId"] for session in listed]
+    assert len(sessions_b) == 1, f"worker B did not start its session: {result_b}"
     assert record is not None
-    assert session_b is not None, f"worker B never got a session: {result_b}"
-    assert record.session_id == session_b, (
-        f"B's record was overwritten by the stale worker A: the record names session "
-        f"{record and record.session_id}; worker B reported {result_b}"
+    assert record.session_id == sessions_b[0], (
+        f"B's record was overwritten by the stale worker A: the record names session {record.session_id}, B's "
+        f"session {sessions_b[0]} is open on the server and unknown to the record; worker B reported {result_b}"
     )
     assert outcome_a.error is not None, "worker A's stale save was accepted"
     assert isinstance(outcome_a.error, ConversationError), f"A was refused with {outcome_a.error!r}"
