@@ -26,7 +26,7 @@ _HERE = Path(__file__).parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every adversarial test is bounded by 30 s unless it says otherwise."""
     for item in items:
-        if _HERE in Path(str(item.fspath)).parents and item.get_closest_marker("timeout") is None:
+        if _HERE in item.path.parents and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(30))
 
 
