@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sessionforce.agent_api._bodies import message_body
 from sessionforce.agent_api._client import parse_response
 from sessionforce.agent_api._models import (
     ConfirmMessage,
@@ -17,11 +18,10 @@ from sessionforce.agent_api._models import (
     FailureMessage,
     InformMessage,
     MessagesResponse,
-    OutgoingMessage,
-    SendMessageRequest,
     SessionEndedMessage,
     StartSessionResponse,
     TokenResponse,
+    Variable,
 )
 from sessionforce.agent_api._reply import Awaiting, Reply
 from sessionforce.errors import InvalidArgument, ProtocolError
@@ -127,13 +127,26 @@ def test_construct_validated_builds_what_model_construct_builds() -> None:
 
 
 def test_requests_are_strict_and_camel_case() -> None:
-    message = OutgoingMessage(sequence_id=3, type="Reply", text="yes", in_reply_to_message_id="c1")
-    body = SendMessageRequest(message=message)
-    assert json.loads(body.to_wire()) == {
-        "message": {"sequenceId": 3, "type": "Reply", "text": "yes", "inReplyToMessageId": "c1"}, "variables": []
+    assert Variable(name="$Context.EndUserLanguage", value="en_US").model_dump(by_alias=True) == {
+        "name": "$Context.EndUserLanguage", "type": "Text", "value": "en_US"
     }
     with pytest.raises(ValueError, match="extra"):
-        OutgoingMessage(sequence_id=1, text="x", colour="red")  # type: ignore[call-arg]
+        Variable(name="x", value=1, colour="red")  # type: ignore[call-arg]
+
+
+def _expected_send_body(text: str, sequence_id: int, message_type: str, in_reply_to: str | None,
+                        variables: list[dict[str, Any]]) -> dict[str, Any]:
+    """The send-message body as agent-api.md writes it, built independently of the client."""
+    message: dict[str, Any] = {"sequenceId": sequence_id, "type": message_type, "text": text}
+    if in_reply_to is not None:
+        message["inReplyToMessageId"] = in_reply_to
+    wire = []
+    for v in variables:
+        item = {"name": v["name"], "type": v.get("type", "Text")}
+        if v["value"] is not None:  # None fields are left out, as for every request body
+            item["value"] = v["value"]
+        wire.append(item)
+    return {"message": message, "variables": wire}
 
 
 @settings(max_examples=300, deadline=None)
@@ -150,33 +163,38 @@ def test_requests_are_strict_and_camel_case() -> None:
         max_size=3,
     ),
 )
-def test_the_send_body_is_what_the_request_models_write(
+def test_the_send_body_is_the_documented_shape(
     text: str, sequence_id: int, message_type: str, in_reply_to: str | None, variables: list[dict[str, Any]]
 ) -> None:
-    """The client writes the send-message body by hand (it is built every turn); the models are the spec."""
-    from sessionforce.agent_api._client import _message_body
-    from sessionforce.agent_api._models import to_variables
-
-    message = OutgoingMessage(sequence_id=sequence_id, type=message_type, text=text,  # type: ignore[arg-type]
-                              in_reply_to_message_id=in_reply_to)
+    """The one definition of the send body (built directly, every turn) writes agent-api.md's shape; a value
+    that is not valid Unicode is refused as InvalidArgument, never sent."""
+    expected = _expected_send_body(text, sequence_id, message_type, in_reply_to, variables)
     try:
-        expected = SendMessageRequest(message=message, variables=to_variables(variables)).to_wire()
-    except ValueError:  # a lone surrogate: pydantic cannot write it either
+        json.dumps(expected, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate
         with pytest.raises(InvalidArgument, match="Unicode"):
-            _message_body(text, sequence_id, variables, message_type, in_reply_to)
+            message_body(text, sequence_id, variables, message_type, in_reply_to)
         return
-    assert json.loads(_message_body(text, sequence_id, variables, message_type, in_reply_to)) == json.loads(expected)
+    assert json.loads(message_body(text, sequence_id, variables, message_type, in_reply_to)) == expected
 
 
 def test_bad_send_bodies_are_invalid_argument() -> None:
-    from sessionforce.agent_api._client import _message_body
-
     with pytest.raises(InvalidArgument, match="Unicode"):
-        _message_body("bad \ud800", 1, (), "Text", None)
+        message_body("bad \ud800", 1, (), "Text", None)
     with pytest.raises(InvalidArgument, match="variables"):
-        _message_body("x", 1, [{"value": 1}], "Text", None)
+        message_body("x", 1, [{"value": 1}], "Text", None)
     with pytest.raises(InvalidArgument, match="in_reply_to"):
-        _message_body("x", 1, (), "Reply", 42)  # type: ignore[arg-type]
+        message_body("x", 1, (), "Reply", 42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="variables must be a list"):
+        message_body("x", 1, "abc", "Text", None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="Variable or a mapping"):
+        message_body("x", 1, ["abc"], "Text", None)  # type: ignore[list-item]
+    with pytest.raises(InvalidArgument, match="JSON"):
+        message_body("x", 1, [{"name": "n", "value": float("nan")}], "Text", None)
+    with pytest.raises(InvalidArgument, match="JSON"):
+        message_body("x", 1, [{"name": "n", "value": object()}], "Text", None)
+    with pytest.raises(InvalidArgument, match="message_type"):
+        message_body("x", 1, (), ["Text"], None)  # type: ignore[arg-type]
 
 
 json_values = st.recursive(

@@ -16,7 +16,7 @@ from sessionforce.agent_api import (
     UnknownEvent,
     ValidationFailureEvent,
 )
-from sessionforce.agent_api._events import is_end_of_turn, stream_event_from_sse
+from sessionforce.agent_api._events import stream_event_from_sse
 from sessionforce.agent_api._sse import ServerSentEvent, SSEDecoder
 from sessionforce.errors import SessionforceError
 
@@ -107,10 +107,15 @@ def test_typed_events_keyed_on_message_type_not_event_line() -> None:
     assert final.message.message == "Done"
 
 
-def test_end_of_turn_detected_by_data_or_event_line() -> None:
-    assert is_end_of_turn(sse({"message": {"type": "EndOfTurn"}}))
-    assert is_end_of_turn(ServerSentEvent(data="{}", event="EndOfTurn"))
-    assert not is_end_of_turn(sse({"message": {"type": "Inform"}}))
+def test_one_end_of_turn_rule_data_type_first_then_the_event_line() -> None:
+    assert stream_event_from_sse(sse({"message": {"type": "EndOfTurn"}})) is None
+    assert stream_event_from_sse(ServerSentEvent(data="{}", event="EndOfTurn")) is None
+    assert stream_event_from_sse(ServerSentEvent(data="not json", event="EndOfTurn")) is None
+    assert stream_event_from_sse(sse({"message": {"id": "x"}}, "EndOfTurn")) is None  # the data names no type
+    # The data's type wins over the event line: an Inform sent under "event: EndOfTurn" is a message.
+    assert isinstance(stream_event_from_sse(sse({"message": {"type": "Inform", "message": "x"}}, "EndOfTurn")),
+                      MessageEvent)
+    assert isinstance(stream_event_from_sse(sse({"message": {"type": "Inform"}})), MessageEvent)
 
 
 def test_unknown_and_non_json_events_stay_visible() -> None:

@@ -8,7 +8,7 @@ conversation lifecycle (a test checks it).
 from __future__ import annotations
 
 from sessionforce.agent_api._auth import AccessToken, ClientCredentials, StaticToken, TokenProvider
-from sessionforce.agent_api._client import AsyncAgentClient, MessageStream, Session
+from sessionforce.agent_api._client import AsyncAgentClient, Session
 from sessionforce.agent_api._events import (
     EndOfTurnEvent,
     EventStream,
@@ -38,6 +38,7 @@ from sessionforce.agent_api._models import (
 )
 from sessionforce.agent_api._reply import Awaiting, Reply
 from sessionforce.agent_api._retry import RetryPolicy
+from sessionforce.agent_api._stream import MessageStream
 from sessionforce.agent_api._transport import Timeouts
 
 __all__ = [

@@ -18,7 +18,9 @@ from typing import Protocol, runtime_checkable
 from pydantic import SecretStr, ValidationError
 
 from sessionforce.agent_api._models import TokenResponse
-from sessionforce.errors import APIStatusError, AuthError, error_from_status
+from sessionforce.errors import APIStatusError, InvalidArgument
+from sessionforce.errors._build import static_token_refused, token_endpoint_error, token_unreadable
+from sessionforce.errors._redact import remember_secret
 
 __all__ = ["AccessToken", "ClientCredentials", "FormPoster", "StaticToken", "TokenProvider"]
 
@@ -56,8 +58,14 @@ class StaticToken:
     """A token minted elsewhere (or for tests). It cannot be refreshed: a 401 raises :class:`AuthError`."""
 
     def __init__(self, token: str | SecretStr, *, api_instance_url: str | None = None) -> None:
-        secret = token if isinstance(token, SecretStr) else SecretStr(token)
-        self._token = AccessToken(value=secret.get_secret_value(), api_instance_url=api_instance_url)
+        value = token.get_secret_value() if isinstance(token, SecretStr) else token
+        if not _header_safe(value):
+            raise InvalidArgument(
+                "The access token must be a non-empty string of visible ASCII characters (it goes into the "
+                "Authorization header). What to do: pass the token exactly as the token endpoint issued it."
+            )
+        remember_secret(value)
+        self._token = AccessToken(value=value, api_instance_url=api_instance_url)
 
     def __repr__(self) -> str:
         return "StaticToken(token='**********')"
@@ -68,11 +76,7 @@ class StaticToken:
 
     async def refresh(self, post_form: FormPoster, stale: AccessToken) -> AccessToken:
         """A static token cannot be refreshed: raise :class:`AuthError`."""
-        raise AuthError(
-            "The Agent API refused the static token (401). What to do: mint a new token, or configure "
-            "client credentials (SF_CLIENT_ID / SF_CLIENT_SECRET) so sessionforce can refresh it.",
-            status=401,
-        )
+        raise static_token_refused()
 
 
 class ClientCredentials:
@@ -95,6 +99,7 @@ class ClientCredentials:
         self.my_domain = my_domain.rstrip("/")
         self.client_id = client_id
         self._secret = client_secret if isinstance(client_secret, SecretStr) else SecretStr(client_secret)
+        remember_secret(self._secret.get_secret_value())
         self.lifetime = lifetime
         self._clock = clock
         self._token: AccessToken | None = None
@@ -143,19 +148,17 @@ class ClientCredentials:
             "client_id": self.client_id,
             "client_secret": self._secret.get_secret_value(),
         }
-        status, headers, body = await post_form(self.token_url, form)
+        status, _, body = await post_form(self.token_url, form)
         self.fetches += 1
         if status != 200:
-            raise _token_error(status, body, headers)
+            raise _token_error(self.token_url, status, body)
         try:
             parsed = TokenResponse.model_validate_json(body)
         except ValidationError as exc:
-            raise AuthError(
-                f"The token endpoint {self.token_url} answered 200 without a readable access_token "
-                f"({exc.error_count()} problem(s)). What to do: check SF_MY_DOMAIN is the org's My Domain URL.",
-                status=status,
-                body=body,
-            ) from None
+            raise token_unreadable(self.token_url, exc.error_count(), status=status, body=body) from None
+        remember_secret(parsed.access_token)
+        if not _header_safe(parsed.access_token):
+            raise token_unreadable(self.token_url, 1, status=status, body=body)
         self._token = AccessToken(
             value=parsed.access_token,
             api_instance_url=parsed.api_instance_url,
@@ -166,26 +169,22 @@ class ClientCredentials:
         return self._token
 
 
-def _token_error(status: int, body: bytes, headers: Mapping[str, str]) -> APIStatusError:
+def _header_safe(value: object) -> bool:
+    """Whether ``value`` can be sent as a bearer token: visible ASCII, no spaces."""
+    return isinstance(value, str) and bool(value) and value.isascii() and value.isprintable() and " " not in value
+
+
+def _token_error(token_url: str, status: int, body: bytes) -> APIStatusError:
     try:
         data = json.loads(body)
     except ValueError:
         data = None
     code = data.get("error") if isinstance(data, dict) else None
     description = data.get("error_description") if isinstance(data, dict) else None
-    if status in (400, 401) and isinstance(code, str):
-        return AuthError(
-            f"The token endpoint refused the client credentials ({code}: {description or 'no description'}). "
-            "What to do: check SF_CLIENT_ID and SF_CLIENT_SECRET, and that the External Client App has "
-            "the client credentials flow enabled with a run-as user.",
-            status=status,
-            body=body,
-        )
-    error = error_from_status(status, description or code, body=body)
-    if status == 429 or status >= 500:
-        return error
-    return AuthError(
-        f"Fetching a token failed: {error.message} What to do: check SF_MY_DOMAIN is the org's My Domain URL.",
-        status=status,
-        body=body,
+    return token_endpoint_error(
+        token_url,
+        status,
+        code if isinstance(code, str) else None,
+        description if isinstance(description, str) else None,
+        body,
     )

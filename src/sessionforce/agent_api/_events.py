@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from sessionforce.agent_api._models import AgentMessage, ErrorMessage, agent_message_adapter
 from sessionforce.agent_api._reply import Reply, construct_validated
 from sessionforce.agent_api._sse import ServerSentEvent
-from sessionforce.errors import APIStatusError, ProtocolError, error_from_status
+from sessionforce.errors import APIStatusError
+from sessionforce.errors._build import in_stream_error, protocol_error
 
 __all__ = [
     "EndOfTurnEvent",
@@ -26,10 +27,10 @@ __all__ = [
     "TextChunkEvent",
     "UnknownEvent",
     "ValidationFailureEvent",
+    "raise_for_error_messages",
+    "require_answer",
     "stream_event_from_sse",
 ]
-
-
 
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
@@ -86,7 +87,7 @@ StreamEvent = (
 """Any event :meth:`AsyncAgentClient.stream_message` yields."""
 
 
-_MARKER_TYPES = {"EndOfTurn"}
+_END_OF_TURN = "EndOfTurn"
 
 
 def _as_int(value: Any) -> int | None:
@@ -100,22 +101,23 @@ def _as_str(value: Any) -> str | None:
 def stream_event_from_sse(sse: ServerSentEvent) -> StreamEvent | None:
     """Read one SSE event as an Agent API event; ``None`` for the end-of-turn marker.
 
-    The type comes from ``data.message.type`` (the ``event:`` line is only a fallback: public samples
-    disagree on whether it is sent). Raises the mapped :class:`APIStatusError` for an error event.
+    The one end-of-turn rule, and the one type rule: the type is ``data.message.type``; the ``event:``
+    line only when the data names none (public samples disagree on whether it is sent). Raises the
+    mapped :class:`APIStatusError` for an error event (the agent answered the turn with a failure).
     """
     try:
         data = json.loads(sse.data)
     except ValueError:
-        return UnknownEvent(type=sse.event, data=sse.data)
-    if not isinstance(data, dict):
-        return UnknownEvent(type=sse.event, data=data)
-    payload = data.get("message")
+        data = None
+    payload = data.get("message") if isinstance(data, dict) else None
     if not isinstance(payload, dict):
-        if sse.event.lower() == "error" or ("status" in data and "error" in data):
+        if sse.event == _END_OF_TURN:
+            return None
+        if isinstance(data, dict) and (sse.event.lower() == "error" or ("status" in data and "error" in data)):
             raise _error_from_body(data, sse.data)
-        return UnknownEvent(type=sse.event, data=data)
+        return UnknownEvent(type=sse.event, data=sse.data if data is None else data)
     kind = payload.get("type") if isinstance(payload.get("type"), str) else sse.event
-    if kind in _MARKER_TYPES:
+    if kind == _END_OF_TURN:
         return None
     if kind == "ProgressIndicator":
         return ProgressEvent(
@@ -135,7 +137,7 @@ def stream_event_from_sse(sse: ServerSentEvent) -> StreamEvent | None:
             reason=_as_str(payload.get("reason")),
             raw=data,
         )
-    if kind not in {None, ""} and "type" not in payload:
+    if kind and "type" not in payload:
         payload = {**payload, "type": kind}
     try:
         message = agent_message_adapter.validate_python(payload)
@@ -146,29 +148,15 @@ def stream_event_from_sse(sse: ServerSentEvent) -> StreamEvent | None:
     return MessageEvent(message=message)
 
 
-def is_end_of_turn(sse: ServerSentEvent) -> bool:
-    """Whether this SSE event is the ``EndOfTurn`` marker."""
-    if sse.event == "EndOfTurn":
-        return True
-    try:
-        data = json.loads(sse.data)
-    except ValueError:
-        return False
-    message = data.get("message") if isinstance(data, dict) else None
-    return isinstance(message, dict) and message.get("type") == "EndOfTurn"
-
-
 def _error_from_message(message: ErrorMessage, raw: str) -> APIStatusError:
-    status = message.http_status if isinstance(message.http_status, int) and message.http_status >= 400 else 500
-    text = message.message or message.error or "the turn failed"
-    return error_from_status(status, text, request_id=message.trace_id, body=raw, on_session=True)
+    status = message.http_status if isinstance(message.http_status, int) else None
+    return in_stream_error(status, message.message or message.error, request_id=message.trace_id, raw=raw)
 
 
 def _error_from_body(data: dict[str, Any], raw: str) -> APIStatusError:
     status = data.get("status")
-    status = status if isinstance(status, int) and 400 <= status < 600 else 500
     text = _as_str(data.get("message")) or _as_str(data.get("error")) or "the stream reported an error"
-    return error_from_status(status, text, request_id=_as_str(data.get("requestId")), body=raw, on_session=True)
+    return in_stream_error(_as_int(status), text, request_id=_as_str(data.get("requestId")), raw=raw)
 
 
 def raise_for_error_messages(messages: list[AgentMessage], raw: bytes | str) -> None:
@@ -176,6 +164,17 @@ def raise_for_error_messages(messages: list[AgentMessage], raw: bytes | str) -> 
     for message in messages:
         if isinstance(message, ErrorMessage):
             raise _error_from_message(message, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+
+
+def require_answer(messages: list[AgentMessage], raw: bytes | str | None, status: int | None = 200) -> None:
+    """The one rule for what counts as an answer to a turn (sent or streamed): at least one message.
+
+    A 200 without messages (``{}``, an error-shaped body, an end of turn with nothing before it) is not
+    an answer: :class:`~sessionforce.errors.ProtocolError` (the turn may have been received).
+    """
+    if not messages:
+        raise protocol_error("a 200 without any agent message (not an answer to the turn)", body=raw, status=status)
+    raise_for_error_messages(messages, raw or "")
 
 
 class ReplyAssembler:
@@ -210,16 +209,6 @@ class ReplyAssembler:
         return construct_validated(
             Reply, {"messages": list(self.messages), "session_id": self.session_id, "sequence_id": self.sequence_id}
         )
-
-
-def protocol_error(what: str, body: bytes | str | None = None, status: int | None = None) -> ProtocolError:
-    """A :class:`ProtocolError` that says the server's answer did not follow the wire format."""
-    return ProtocolError(
-        f"The Agent API answered something sessionforce cannot read: {what}. "
-        "What to do: check the base URL points at the Agent API; report it if it does.",
-        status=status,
-        body=body,
-    )
 
 
 R = TypeVar("R", bound=Reply)

@@ -8,7 +8,7 @@ Field names are snake_case in Python and camelCase on the wire.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -41,7 +41,6 @@ __all__ = [
     "TokenResponse",
     "Variable",
     "VariableInput",
-    "to_variables",
 ]
 
 MessageType = Literal["Text", "Reply", "Cancel", "TransferFailed", "TransferSucceeded", "PlanTemplate"]
@@ -65,11 +64,11 @@ class WireModel(BaseModel):
 class RequestModel(BaseModel):
     """Base of every request model: camelCase on the wire, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-    def to_wire(self) -> bytes:
-        """The JSON body as sent, ``None`` fields left out."""
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+    # NaN and Infinity are not JSON: kept as floats when dumped, so the body's encoder refuses them
+    # (pydantic's default would write null: a value silently lost).
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, ser_json_inf_nan="constants"
+    )
 
 
 # --------------------------------------------------------------------------- message parts
@@ -266,11 +265,6 @@ VariableInput = Variable | Mapping[str, Any]
 """A variable as a :class:`Variable` or a mapping with ``name``, ``type`` and ``value``."""
 
 
-def to_variables(variables: Iterable[VariableInput]) -> list[Variable]:
-    """Normalise variables given as models or mappings; raises pydantic's error for a bad one."""
-    return [v if isinstance(v, Variable) else Variable.model_validate(dict(v)) for v in variables]
-
-
 class InstanceConfig(RequestModel):
     """Where the org lives: its My Domain URL."""
 
@@ -293,22 +287,6 @@ class StartSessionRequest(RequestModel):
     feature_support: str | None = None
     streaming_capabilities: StreamingCapabilities | None = None
     bypass_user: bool = True
-
-
-class OutgoingMessage(RequestModel):
-    """The ``message`` of a send-message body: one user turn."""
-
-    sequence_id: int
-    type: MessageType = "Text"
-    text: str
-    in_reply_to_message_id: str | None = None
-
-
-class SendMessageRequest(RequestModel):
-    """The body of send-message (sync and streaming)."""
-
-    message: OutgoingMessage
-    variables: list[Variable] = Field(default_factory=list)
 
 
 class FeedbackRequest(RequestModel):

@@ -1,10 +1,12 @@
-"""The retry rules, pure: which failures may be resent (the verdict), how long to wait, and what a
-``Retry-After`` header asks for.
+"""The retry rules, pure: which failures may be resent (the verdict), how long to wait, what a
+``Retry-After`` header asks for, and the one 423 policy.
 
 Retry safety follows agent-api.md: a request is retried automatically only when it provably did not
-reach the agent (connect failures, 423, 429, 503), or when it is idempotent (the token request, ending a
+reach the agent (connect failures, 429, 503), or when it is idempotent (the token request, ending a
 session). A non-idempotent request (start session, send a turn) that was sent but got no answer is never
-resent.
+resent. A 423 ("a request is already in flight on this session", our own cancelled one included) did
+not reach the agent either: every call on a session waits it out, with capped exponential backoff and
+jitter, for at most ``RetryPolicy.locked_wait`` seconds, then raises ``SessionLocked``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Failure", "RetryPolicy", "backoff_delay", "parse_retry_after", "should_retry"]
+__all__ = [
+    "Failure",
+    "RetryPolicy",
+    "Verdict",
+    "backoff_delay",
+    "locked_delay",
+    "parse_retry_after",
+    "should_retry",
+    "verdict",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +36,9 @@ class RetryPolicy:
 
     ``max_retries`` bounds the count and ``total_timeout`` the time spent waiting between attempts.
     A ``Retry-After`` longer than ``max_retry_after`` is not waited out: :class:`RateLimited` is raised
-    with ``retry_after`` set, so the caller decides.
+    with ``retry_after`` set, so the caller decides. ``locked_wait`` bounds the time a call waits for a
+    session another request holds (423) before it raises :class:`SessionLocked`; 423 waits do not count
+    against ``max_retries``.
     """
 
     max_retries: int = 3
@@ -33,6 +46,7 @@ class RetryPolicy:
     backoff_max: float = 8.0
     total_timeout: float = 60.0
     max_retry_after: float = 60.0
+    locked_wait: float = 30.0
 
 
 class Failure(enum.Enum):
@@ -46,21 +60,39 @@ class Failure(enum.Enum):
     """A failure that retrying cannot mend (e.g. a TLS certificate error)."""
 
 
-_ALWAYS_RETRY = frozenset({423, 429, 503})
-_IDEMPOTENT_RETRY = frozenset({500, 502, 504})
+class Verdict(enum.Enum):
+    """What to do after a failed attempt."""
+
+    RAISE = "raise"
+    """Give up: raise the error (resending could duplicate the request, or cannot help)."""
+    RETRY = "retry"
+    """Resend after a backoff, within ``max_retries`` and ``total_timeout``."""
+    WAIT_LOCKED = "wait_locked"
+    """423: the session is busy with another request; resend the same request within ``locked_wait``."""
+
+
+_RETRY_ALWAYS = frozenset({429, 503})
+_RETRY_IF_IDEMPOTENT = frozenset({500, 502, 504})
+
+
+def verdict(*, status: int | None, failure: Failure | None, idempotent: bool) -> Verdict:
+    """The retry verdict, a pure function of what happened and whether resending is safe."""
+    if failure is Failure.NOT_SENT:
+        return Verdict.RETRY
+    if failure is Failure.NO_ANSWER:
+        return Verdict.RETRY if idempotent else Verdict.RAISE
+    if failure is Failure.FATAL:
+        return Verdict.RAISE
+    if status == 423:
+        return Verdict.WAIT_LOCKED
+    if status in _RETRY_ALWAYS or (idempotent and status in _RETRY_IF_IDEMPOTENT):
+        return Verdict.RETRY
+    return Verdict.RAISE
 
 
 def should_retry(*, status: int | None, failure: Failure | None, idempotent: bool) -> bool:
-    """The retry verdict, a pure function of what happened and whether resending is safe."""
-    if failure is Failure.NOT_SENT:
-        return True
-    if failure is Failure.NO_ANSWER:
-        return idempotent
-    if failure is Failure.FATAL:
-        return False
-    if status in _ALWAYS_RETRY:
-        return True
-    return idempotent and status in _IDEMPOTENT_RETRY
+    """Whether the verdict resends at all (after a backoff or a 423 wait)."""
+    return verdict(status=status, failure=failure, idempotent=idempotent) is not Verdict.RAISE
 
 
 def backoff_delay(attempt: int, policy: RetryPolicy, retry_after: float | None, rng: random.Random) -> float:
@@ -68,6 +100,30 @@ def backoff_delay(attempt: int, policy: RetryPolicy, retry_after: float | None, 
     if retry_after is not None:
         return max(0.0, retry_after)
     return rng.uniform(0.0, min(policy.backoff_max, policy.backoff_initial * (2**attempt)))
+
+
+_LOCKED_CAP = 2.0
+"""The longest pause between two tries on a locked session: a 423 clears the moment the earlier request
+ends, so polling stays brisk (at most one request per second on average per waiting call)."""
+
+
+def locked_delay(
+    waits: int, waited: float, policy: RetryPolicy, rng: random.Random, retry_after: float | None = None
+) -> float | None:
+    """Seconds to wait before resending a request refused with 423 for the ``waits + 1``-th time, having
+    waited ``waited`` seconds since the first 423; ``None`` once ``locked_wait`` is spent.
+
+    Capped exponential backoff with jitter (half to all of ``min(2 s, backoff_initial * 2**waits)``), or the
+    server's ``Retry-After``; never past the budget, so the last try lands on it.
+    """
+    remaining = policy.locked_wait - waited
+    if remaining <= 0:
+        return None
+    if retry_after is not None:
+        delay = max(0.0, retry_after)
+    else:
+        delay = min(_LOCKED_CAP, policy.backoff_initial * 2**waits) * (0.5 + rng.random() / 2)
+    return min(delay, remaining)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:

@@ -1,21 +1,21 @@
-"""The HTTP transport: one pooled aiohttp session, one retry loop, one map from aiohttp errors to ours.
+"""The HTTP transport: one pooled aiohttp session and one retry loop.
 
-Which failures are retried is decided by the pure verdict in :mod:`._retry`. A non-idempotent request
-(start session, send a turn) that was sent but got no answer raises :class:`DeliveryUnknown` and is never
-resent. A 401 refreshes the token once and resends once.
+Which failures are retried is decided by the pure verdict in :mod:`._retry`; aiohttp's errors become ours
+at one boundary (:mod:`._boundary`); every error is built by :mod:`sessionforce.errors._build`. A
+non-idempotent request (start session, send a turn) that was sent but got no answer raises
+:class:`DeliveryUnknown` and is never resent. A 401 refreshes the token once and resends once. A 423 is
+waited out within ``RetryPolicy.locked_wait``, for every call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import platform
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -23,18 +23,21 @@ import aiohttp
 from sessionforce._logging import log_context
 from sessionforce._version import __version__
 from sessionforce.agent_api._auth import AccessToken, TokenProvider
-from sessionforce.agent_api._retry import Failure, RetryPolicy, backoff_delay, parse_retry_after, should_retry
-from sessionforce.errors import (
-    APIStatusError,
-    ClientClosed,
-    ConnectionFailed,
-    DeliveryUnknown,
-    RateLimited,
-    SessionforceError,
-    error_from_status,
+from sessionforce.agent_api._boundary import error_from_response, map_exception, server_message
+from sessionforce.agent_api._retry import (
+    Failure,
+    RetryPolicy,
+    Verdict,
+    backoff_delay,
+    locked_delay,
+    parse_retry_after,
+    verdict,
 )
+from sessionforce.errors import SessionforceError
+from sessionforce.errors._build import client_closed, protocol_error, session_locked
+from sessionforce.errors._redact import remember_secret
 
-__all__ = ["API_PREFIX", "DEFAULT_BASE_URL", "RawResponse", "Timeouts", "Transport", "status_error"]
+__all__ = ["API_PREFIX", "DEFAULT_BASE_URL", "RawResponse", "Timeouts", "Transport"]
 
 logger = logging.getLogger("sessionforce.http")
 
@@ -47,9 +50,11 @@ USER_AGENT = f"sessionforce/{__version__} python/{platform.python_version()} aio
 class Timeouts:
     """Seconds to wait: to connect; for the whole response of a request (``read``: sending it, the
     agent's work and reading the answer, counted from when the request asks the pool for a connection);
-    between events of a stream; and how long an idle pooled connection is kept (keep it below the
-    server's own idle timeout, or a request may go out on a connection the server just closed and end as
-    ``DeliveryUnknown``).
+    for the next *complete* event of a stream (``stream_read``: bytes and keep-alive comments that do not
+    complete an event do not count); for a whole turn (``turn``: a send's answer, or a stream from the
+    request to its end of turn; the Agent API itself gives up on a call after 120 s); and how long an idle
+    pooled connection is kept (keep it below the server's own idle timeout, or a request may go out on a
+    connection the server just closed and end as ``DeliveryUnknown``).
 
     A request still waiting for a free pooled connection when ``read`` runs out is reported as
     ``DeliveryUnknown`` too (it was not sent, but that cannot be told apart): never resent, never
@@ -60,6 +65,7 @@ class Timeouts:
     read: float = 120.0
     stream_read: float = 120.0
     keepalive: float = 15.0
+    turn: float = 130.0
 
 
 @dataclass(slots=True)
@@ -69,7 +75,6 @@ class RawResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
-    request_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -84,56 +89,21 @@ class _Request:
     authenticated: bool = True
     on_session: bool = False
     stream: bool = False
+    turn: bool = False
     return_errors: bool = False
 
 
-def _request_id(headers: Mapping[str, str], body: bytes) -> str | None:
-    for name in ("x-request-id", "x-sfdc-request-id", "sfdc-request-id"):
-        value = headers.get(name)
-        if value:
-            return value
-    data = _json_or_none(body)
-    rid = data.get("requestId") if isinstance(data, dict) else None
-    return rid if isinstance(rid, str) else None
-
-
-def _json_or_none(body: bytes) -> Any:
-    if not body or body[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def _server_message(body: bytes) -> str | None:
-    data = _json_or_none(body)
-    if isinstance(data, dict):
-        for key in ("message", "error_description", "error"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                return value
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        value = data[0].get("message")
-        return value if isinstance(value, str) else None
-    text = body[:300].decode("utf-8", "replace").strip()
-    return text or None
-
-
-def status_error(request: _Request | None, response: RawResponse) -> APIStatusError:
-    """The most specific error for an error response (body kept raw)."""
-    return error_from_status(
-        response.status,
-        _server_message(response.body),
-        request_id=response.request_id,
-        body=response.body,
-        on_session=request.on_session if request else False,
-        retry_after=parse_retry_after(response.headers) if response.status == 429 else None,
-    )
+def _is_event_stream(response: aiohttp.ClientResponse) -> bool:
+    # A missing Content-Type is read as SSE (tolerant); a different one is not an answer to a stream.
+    kind = response.headers.get("Content-Type")
+    return kind is None or kind.lower().startswith("text/event-stream")
 
 
 class Transport:
-    """Owns the pooled ``aiohttp.ClientSession`` and runs every request through one retry loop."""
+    """Owns the pooled ``aiohttp.ClientSession`` and runs every request through one retry loop.
+
+    ``clock``, ``sleep`` and ``rng`` are injectable: the retry and 423 waits use nothing else.
+    """
 
     def __init__(
         self,
@@ -159,21 +129,23 @@ class Transport:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self._closed = False
+        self._known_token: AccessToken | None = None
         # A request's read timeout bounds the whole request (one timer), not the time between bytes:
         # aiohttp's sock_read arms a fresh timer on every chunk, and a cancelled timer stays in the event
         # loop's heap until its time comes (two minutes here), holding a context copy: under load, that
         # doubled the objects each request leaves for the garbage collector and the collections with them.
-        # Streams keep sock_read: there the time between events is what matters.
-        self._timeout = aiohttp.ClientTimeout(total=self.timeouts.read, sock_connect=self.timeouts.connect)
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.stream_read
-        )
+        t = self.timeouts
+        self._timeout = aiohttp.ClientTimeout(total=t.read, sock_connect=t.connect)
+        self._turn_timeout = aiohttp.ClientTimeout(total=min(t.read, t.turn), sock_connect=t.connect)
+        # A stream: the turn bounds the whole of it (aiohttp's total runs until the body is read); the gap
+        # between complete events is MessageStream's own timer; sock_read bounds waiting for the headers.
+        self._stream_timeout = aiohttp.ClientTimeout(total=t.turn, sock_connect=t.connect, sock_read=t.stream_read)
 
     # ------------------------------------------------------------------ lifecycle
 
     def _http(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise ClientClosed("This client is closed. What to do: create a new client.")
+            raise client_closed()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -231,8 +203,10 @@ class Transport:
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
         on_session: bool = False,
+        turn: bool = False,
     ) -> RawResponse:
-        """Send one Agent API request and return its successful response, or raise the mapped error."""
+        """Send one Agent API request and return its successful response, or raise the mapped error.
+        ``turn`` marks a user turn: its answer is bounded by ``Timeouts.turn`` as well as ``read``."""
         request = _Request(
             method=method,
             url=None,
@@ -241,13 +215,17 @@ class Transport:
             extra_headers=headers or {},
             idempotent=idempotent,
             on_session=on_session,
+            turn=turn,
         )
         response = await self._run(request)
         assert isinstance(response, RawResponse)
         return response
 
     async def open_stream(self, path: str, *, body: bytes) -> aiohttp.ClientResponse:
-        """POST to a streaming endpoint; return the live 200 response (the caller must release it)."""
+        """POST to a streaming endpoint; return the live 200 response (the caller must release it).
+
+        A 200 that is not an event stream (JSON, HTML) is not an answer: :class:`ProtocolError`.
+        """
         request = _Request(
             method="POST",
             url=None,
@@ -256,9 +234,18 @@ class Transport:
             extra_headers={"Accept": "text/event-stream"},
             on_session=True,
             stream=True,
+            turn=True,
         )
         response = await self._run(request)
-        assert isinstance(response, aiohttp.ClientResponse)
+        if isinstance(response, RawResponse):
+            kind = response.headers.get("Content-Type", "no content type")
+            said = server_message(response.body)
+            raise protocol_error(
+                f"the stream answered {response.status} with {kind} instead of an event stream"
+                + (f" ({said})" if said else ""),
+                body=response.body,
+                status=response.status,
+            )
         return response
 
     # ------------------------------------------------------------------ the loop
@@ -267,32 +254,59 @@ class Transport:
         started = self.clock()
         attempt = 0
         refreshed = False
+        locked_since: float | None = None
+        locked_waits = 0
         while True:
-            token = (
-                await self.token_provider.get_token(self.post_form) if request.authenticated else None
-            )
+            token = None
+            if request.authenticated:
+                token = await self.token_provider.get_token(self.post_form)
+                if token is not self._known_token:  # a new token: scrubbed from every error from now on
+                    remember_secret(token.value)
+                    self._known_token = token
+            retry_after: float | None = None
             try:
                 outcome = await self._attempt(request, token)
             except _AttemptFailed as failed:
-                if not should_retry(status=None, failure=failed.failure, idempotent=request.idempotent):
-                    raise failed.error from failed.error.__cause__
+                decision = verdict(status=None, failure=failed.failure, idempotent=request.idempotent)
+                if decision is Verdict.RAISE:
+                    raise failed.error from failed.__cause__
                 error: SessionforceError = failed.error
-                retry_after: float | None = None
                 error_response: RawResponse | None = None
             else:
-                if isinstance(outcome, aiohttp.ClientResponse) or outcome.status < 400:
+                if isinstance(outcome, aiohttp.ClientResponse) or outcome.status < 300:
                     return outcome
+                if outcome.status < 400:
+                    if request.return_errors:
+                        return outcome
+                    where = outcome.headers.get("Location", "elsewhere")
+                    raise protocol_error(f"a redirect ({outcome.status} to {where}); sessionforce does not follow "
+                                         "redirects", body=outcome.body, status=outcome.status)
                 if outcome.status == 401 and token is not None and not refreshed:
                     refreshed = True
                     await self.token_provider.refresh(self.post_form, token)
                     continue
                 error_response = outcome
-                error = status_error(request, outcome)
-                retry_after = error.retry_after if isinstance(error, RateLimited) else None
-                if not should_retry(status=outcome.status, failure=None, idempotent=request.idempotent):
+                if outcome.status in (423, 429, 503):
+                    retry_after = parse_retry_after(outcome.headers)
+                error = error_from_response(
+                    outcome.status, outcome.headers, outcome.body, on_session=request.on_session,
+                    retry_after=retry_after, idempotent=request.idempotent,
+                )
+                decision = verdict(status=outcome.status, failure=None, idempotent=request.idempotent)
+                if decision is Verdict.RAISE:
                     if request.return_errors:
                         return outcome
                     raise error
+            if decision is Verdict.WAIT_LOCKED:
+                now = self.clock()
+                locked_since = now if locked_since is None else locked_since
+                delay = locked_delay(locked_waits, now - locked_since, self.retry, self.rng, retry_after)
+                if delay is None:
+                    raise session_locked(error, waited=now - locked_since, budget=self.retry.locked_wait)
+                locked_waits += 1
+                self._log_wait(request, delay, f"the session is locked (423), wait {locked_waits}", error)
+                await self.sleep(delay)
+                continue
             delay = backoff_delay(attempt, self.retry, retry_after, self.rng)
             too_long = retry_after is not None and retry_after > self.retry.max_retry_after
             out_of_time = self.clock() - started + delay > self.retry.total_timeout
@@ -301,12 +315,14 @@ class Transport:
                     return error_response
                 raise error
             attempt += 1
-            logger.info(
-                "retrying %s %s in %.2fs (attempt %d of %d): %s",
-                request.method, request.path, delay, attempt, self.retry.max_retries, error.message,
-                extra=log_context(),
-            )
+            self._log_wait(request, delay, f"attempt {attempt} of {self.retry.max_retries}", error)
             await self.sleep(delay)
+
+    def _log_wait(self, request: _Request, delay: float, which: str, error: SessionforceError) -> None:
+        logger.info(
+            "retrying %s %s in %.2fs (%s): %s", request.method, request.path, delay, which, error.message,
+            extra=log_context(),
+        )
 
     async def _attempt(
         self, request: _Request, token: AccessToken | None
@@ -318,43 +334,36 @@ class Transport:
         http = self._http()
         debug = logger.isEnabledFor(logging.DEBUG)
         sent_at = self.clock() if debug else 0.0
+        timeout = self._stream_timeout if request.stream else self._turn_timeout if request.turn else self._timeout
         response: aiohttp.ClientResponse | None = None
+        live = False
         try:
             response = await http.request(
-                request.method,
-                url,
-                data=request.body,
-                headers=headers,
-                timeout=self._stream_timeout if request.stream else self._timeout,
-                allow_redirects=False,
+                request.method, url, data=request.body, headers=headers, timeout=timeout, allow_redirects=False
             )
-            if request.stream and response.status == 200:
+            if request.stream and response.status == 200 and _is_event_stream(response):
+                live = True
                 return response
             body = await response.read()
         except asyncio.CancelledError:
             if response is not None:
                 response.close()
             raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except Exception as exc:
             if response is not None:
                 response.close()
-            raise _map_exception(exc, request) from exc
+            failure, error = map_exception(exc, f"{request.method} {request.path}", idempotent=request.idempotent)
+            raise _AttemptFailed(failure, error) from exc
         finally:
-            if response is not None and not (request.stream and response.status == 200):
+            if response is not None and not live:
                 response.release()
-        raw = RawResponse(
-            status=response.status,
-            headers=response.headers,
-            body=body,
-            request_id=_request_id(response.headers, body) if response.status >= 400 else None,
-        )
         if debug:
             logger.debug(
                 "%s %s -> %d in %.0f ms",
-                request.method, request.path, raw.status, (self.clock() - sent_at) * 1000,
+                request.method, request.path, response.status, (self.clock() - sent_at) * 1000,
                 extra=log_context(),
             )
-        return raw
+        return RawResponse(status=response.status, headers=response.headers, body=body)
 
 
 class _AttemptFailed(Exception):
@@ -362,31 +371,3 @@ class _AttemptFailed(Exception):
         super().__init__(error.message)
         self.failure = failure
         self.error = error
-
-
-def _map_exception(exc: BaseException, request: _Request) -> _AttemptFailed:
-    """The one table from aiohttp's errors to ours (chained by the caller)."""
-    what = f"{request.method} {request.path}"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        # Not transient: retrying a certificate failure cannot help.
-        error: SessionforceError = ConnectionFailed(
-            f"TLS failed for {what}: {exc}. What to do: check the base URL and the machine's CA certificates."
-        )
-        return _AttemptFailed(Failure.FATAL, error)
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        error = ConnectionFailed(
-            f"Could not connect for {what}: {exc}. The request did not reach the server. "
-            "What to do: check the base URL / My Domain and the network."
-        )
-        error.__cause__ = exc
-        return _AttemptFailed(Failure.NOT_SENT, error)
-    kind = "timed out waiting for the answer" if isinstance(exc, TimeoutError) else f"lost the connection ({exc!r})"
-    if request.idempotent:
-        error = DeliveryUnknown(f"{what} {kind}. What to do: retry later.")
-    else:
-        error = DeliveryUnknown(
-            f"{what} {kind} after the request was sent: the agent may or may not have received it, so it "
-            "was not resent. What to do: check the conversation's state before sending the turn again."
-        )
-    error.__cause__ = exc
-    return _AttemptFailed(Failure.NO_ANSWER, error)

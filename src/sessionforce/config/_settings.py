@@ -29,8 +29,10 @@ ENV_NAMES: dict[str, str] = {
     "connect_timeout": "SESSIONFORCE_CONNECT_TIMEOUT",
     "read_timeout": "SESSIONFORCE_READ_TIMEOUT",
     "stream_read_timeout": "SESSIONFORCE_STREAM_READ_TIMEOUT",
+    "turn_timeout": "SESSIONFORCE_TURN_TIMEOUT",
     "token_lifetime": "SESSIONFORCE_TOKEN_LIFETIME",
     "max_retries": "SESSIONFORCE_MAX_RETRIES",
+    "locked_wait": "SESSIONFORCE_LOCKED_WAIT",
 }
 """Each setting's environment variable."""
 
@@ -56,8 +58,12 @@ class ClientSettings(BaseSettings):
     connect_timeout: float | None = _env("connect_timeout")
     read_timeout: float | None = _env("read_timeout")
     stream_read_timeout: float | None = _env("stream_read_timeout")
+    turn_timeout: float | None = _env("turn_timeout")
+    """The deadline of a whole turn (a send's answer, or a stream to its end of turn)."""
     token_lifetime: float | None = _env("token_lifetime")
     max_retries: int | None = _env("max_retries")
+    locked_wait: float | None = _env("locked_wait")
+    """How long a call waits out a session locked by another request (423) before it raises."""
 
     @field_validator("my_domain", "base_url")
     @classmethod
@@ -69,11 +75,18 @@ class ClientSettings(BaseSettings):
             raise ValueError("must be a URL starting with https://, e.g. https://acme.my.salesforce.com")
         return value
 
-    @field_validator("connect_timeout", "read_timeout", "stream_read_timeout", "token_lifetime")
+    @field_validator("connect_timeout", "read_timeout", "stream_read_timeout", "turn_timeout", "token_lifetime")
     @classmethod
     def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
+        if value is not None and not 0 < value < float("inf"):
             raise ValueError("must be a number of seconds greater than 0")
+        return value
+
+    @field_validator("locked_wait")
+    @classmethod
+    def _not_negative(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value < float("inf"):
+            raise ValueError("must be a number of seconds, 0 or more (0: never wait on a locked session)")
         return value
 
     @field_validator("max_retries")

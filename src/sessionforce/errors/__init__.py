@@ -36,6 +36,9 @@ means the error is not about a request (configuration, a store used outside a tu
         ├── ConversationBusy     waited too long for the conversation's turn   not sent
         ├── ConversationEnded    the agent ended the session; policy forbids   not sent
         │                        a new one
+        ├── SessionStartFailed   no session could be made ready for the turn   not sent
+        │                        (start or resume preamble failed, maybe
+        │                        after reaching the server)
         ├── StaleRecord          a compare-and-save lost: someone saved first  None
         ├── LeaseLost            the turn's lease expired or was taken over    None
         └── StoreUnavailable     the session store cannot be used              set by the lifecycle
@@ -73,6 +76,7 @@ from sessionforce.errors._tree import (
     SessionforceError,
     SessionLocked,
     SessionNotFound,
+    SessionStartFailed,
     StaleRecord,
     StoreUnavailable,
     StreamInterrupted,
@@ -100,6 +104,7 @@ __all__ = [
     "ServerError",
     "SessionLocked",
     "SessionNotFound",
+    "SessionStartFailed",
     "SessionforceError",
     "StaleRecord",
     "StoreUnavailable",

@@ -8,8 +8,6 @@ the bottom of the layers.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sessionforce.errors._redact import redact_url
@@ -20,6 +18,7 @@ from sessionforce.errors._tree import (
     ClientClosed,
     ConnectionFailed,
     ConversationBusy,
+    ConversationError,
     Delivery,
     DeliveryUnknown,
     LeaseLost,
@@ -28,8 +27,10 @@ from sessionforce.errors._tree import (
     ProtocolError,
     RateLimited,
     ServerError,
+    SessionforceError,
     SessionLocked,
     SessionNotFound,
+    SessionStartFailed,
     StaleRecord,
     StoreUnavailable,
     StreamInterrupted,
@@ -40,21 +41,20 @@ __all__ = [
     "connection_failed",
     "conversation_busy",
     "delivery_unknown",
-    "error_from_response",
     "error_from_status",
     "in_stream_error",
     "lease_lost",
     "protocol_error",
     "redact_url",
-    "request_id_of",
-    "server_message",
     "session_locked",
+    "session_start_failed",
     "stale_record",
     "static_token_refused",
     "store_unavailable",
     "stream_interrupted",
     "token_endpoint_error",
     "token_unreadable",
+    "turn_store_failure",
 ]
 
 # ---------------------------------------------------------------------------------------- status errors
@@ -128,63 +128,7 @@ def error_from_status(
     return cls(message, **kwargs)
 
 
-def _json_or_none(body: bytes) -> Any:
-    if not body or body[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def server_message(body: bytes) -> str | None:
-    """What an error body says (``message``, ``error_description``, ``error``), else its first 300 bytes."""
-    data = _json_or_none(body)
-    if isinstance(data, dict):
-        for key in ("message", "error_description", "error"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                return value
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        value = data[0].get("message")
-        return value if isinstance(value, str) else None
-    text = body[:300].decode("utf-8", "replace").strip()
-    return text or None
-
-
-def request_id_of(headers: Mapping[str, str], body: bytes) -> str | None:
-    """The request id of an answer: from its headers, else the body's ``requestId``."""
-    for name in ("x-request-id", "x-sfdc-request-id", "sfdc-request-id"):
-        value = headers.get(name)
-        if value:
-            return value
-    data = _json_or_none(body)
-    rid = data.get("requestId") if isinstance(data, dict) else None
-    return rid if isinstance(rid, str) else None
-
-
-def error_from_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    on_session: bool = False,
-    retry_after: float | None = None,
-    idempotent: bool = False,
-) -> APIStatusError:
-    """The most specific error for an error answer (its body kept raw, secrets scrubbed)."""
-    return error_from_status(
-        status,
-        server_message(body),
-        request_id=request_id_of(headers, body),
-        body=body,
-        on_session=on_session,
-        retry_after=retry_after,
-        idempotent=idempotent,
-    )
-
-
-def session_locked(locked: APIStatusError, *, waited: float, budget: float) -> SessionLocked:
+def session_locked(locked: SessionforceError, *, waited: float, budget: float) -> SessionLocked:
     """The 423 that outlasted ``RetryPolicy.locked_wait``: the request was not accepted."""
     return SessionLocked(
         f"The session stayed locked (423: another request is in flight on it) for {waited:.1f}s, past the "
@@ -386,4 +330,22 @@ def store_unavailable(
         f"The session store {redact_url(store)} failed while {operation} ({reason})."
         f"{_STORE_DELIVERY[delivery]} What to do: {advice or 'check that the store is up and writable, then retry'}.",
         delivery=delivery,
+    )
+
+
+def turn_store_failure(error: ConversationError, delivery: Delivery) -> ConversationError:
+    """A store's failure during a turn (``error``: the store cannot know whether the turn was sent)
+    restated by the lifecycle, which knows: same class, with ``delivery`` and its sentence first. Raise it
+    ``from error``."""
+    restated = type(error)(f"{_STORE_DELIVERY[delivery].strip()} {error.message}", delivery=delivery)
+    restated.reply = error.reply
+    return restated
+
+
+def session_start_failed(what: str, cause: BaseException) -> SessionStartFailed:
+    """Making a session ready for a turn failed in ``what`` (starting it, its resume preamble) in a way
+    that may have reached the server; the user's turn was not sent. Raise it ``from cause``."""
+    return SessionStartFailed(
+        f"The turn was not sent: {what} failed ({cause}). A session that may have been opened meanwhile expires "
+        "on the server by itself. What to do: send the turn again."
     )

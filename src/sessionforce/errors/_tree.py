@@ -29,6 +29,7 @@ __all__ = [
     "ServerError",
     "SessionLocked",
     "SessionNotFound",
+    "SessionStartFailed",
     "SessionforceError",
     "StaleRecord",
     "StoreUnavailable",
@@ -242,6 +243,13 @@ class StaleRecord(ConversationError):
 
 class LeaseLost(ConversationError):
     """This worker's lease on the conversation expired or was taken over; its write was refused."""
+
+
+class SessionStartFailed(ConversationError):
+    """No session could be made ready for a turn (starting one, or replaying history into a new one, failed
+    in a way that may have reached the server); the turn itself was not sent. ``__cause__`` is what failed."""
+
+    delivery = Delivery.NOT_SENT
 
 
 class StoreUnavailable(ConversationError):

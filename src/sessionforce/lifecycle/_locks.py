@@ -3,6 +3,11 @@
 The local lock queues the turns of one process in arrival order (asyncio's lock is FIFO and does not
 let a newcomer barge past waiters), so only one of them contends for the store's lease at a time. The
 lease makes turns exclusive across processes and machines; it is renewed while a long turn runs.
+
+A lease this process could not give back (the store failed during the release, or during the save that
+was to release it) is remembered with its owner and fence, and given back by the next turn on that
+conversation before it takes a new one: a store hiccup never locks a process out of its own
+conversation for a whole ``lease_ttl``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import logging
 import math
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sessionforce._logging import log_context
 from sessionforce.errors import ConversationBusy, LeaseLost, StoreUnavailable
-from sessionforce.store import Lease, Store
+from sessionforce.store import Lease, Store, TranscriptEntry
 
-__all__ = ["LeaseKeeper", "LocalLocks", "TurnLock", "worker_identity"]
+__all__ = ["LeaseClock", "LeaseKeeper", "LocalLocks", "LoopClock", "TurnLock", "worker_identity"]
 
 logger = logging.getLogger("sessionforce.conversation")
 
@@ -36,6 +43,48 @@ def worker_identity() -> str:
     if _identity[0] != pid:
         _identity = (pid, f"{_HOST}:{pid}")
     return _identity[1]
+
+
+class _Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class LeaseClock(Protocol):
+    """The time leases are renewed by: the event loop's (:class:`LoopClock`), or a fake one in tests,
+    which then never wait on real time."""
+
+    def time(self) -> float:
+        """Now, in the clock's own seconds."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> _Cancellable:
+        """Call ``callback`` at ``when`` (this clock's time) unless cancelled first."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class LoopClock:
+    """The running event loop's clock: its timers and ``asyncio.sleep``."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        """The running loop's monotonic time."""
+        return asyncio.get_running_loop().time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """A loop timer (one heap entry, no task)."""
+        return asyncio.get_running_loop().call_at(when, callback)
+
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep``."""
+        await asyncio.sleep(seconds)
+
+
+_LOOP_CLOCK = LoopClock()
 
 
 @dataclass(slots=True)
@@ -57,10 +106,16 @@ class LocalLocks:
     turn has to wait (thousands of turns in flight then cost no object each for the collector).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keeper: LeaseKeeper | None = None) -> None:
         self._slots: dict[str, _Waiters | None] = {}
-        self.keeper = LeaseKeeper()
+        self.keeper = keeper if keeper is not None else LeaseKeeper()
         """Starts the renewal of the leases of this process's long turns."""
+        self.unreleased: dict[str, Lease] = {}
+        """Leases this process holds but could not give back (the store failed), by lock key: the next
+        turn on the conversation gives them back first."""
+        self.unrecorded: dict[str, TranscriptEntry] = {}
+        """The transcript entry of a turn whose outcome the store failed to record, by lock key: the next
+        turn of this process on the conversation records it in place of a bare delivery-unknown."""
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -111,12 +166,16 @@ class LeaseKeeper:
     per turn: nearly every turn ends long before its renewal is due, and a busy process would otherwise
     fill the event loop's timer heap with thousands of cancelled timers, which every other timer
     (aiohttp's read timeouts among them) then pays for.
+
+    ``clock``: the time to renew by (default: the event loop's); the renewals of the turns it watches
+    wait on it too.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: LeaseClock | None = None) -> None:
+        self.clock: LeaseClock = clock if clock is not None else _LOOP_CLOCK
         self._due: dict[TurnLock, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: _Cancellable | None = None
         self._timer_at = math.inf
 
     def __len__(self) -> int:
@@ -128,42 +187,49 @@ class LeaseKeeper:
         if loop is not self._loop:  # a new event loop: the old one's timer went with it
             self._loop, self._timer, self._timer_at = loop, None, math.inf
             self._due.clear()
-        due = loop.time() + ttl / 3
+        due = self.clock.time() + ttl / 3
         self._due[lock] = due
         if due < self._timer_at:
-            self._schedule(loop, due)
+            self._schedule(due)
 
     def forget(self, lock: TurnLock) -> None:
         """``lock``'s turn is over (a timer set for it finds nothing to do and is not set again)."""
         self._due.pop(lock, None)
 
-    def _schedule(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+    def _schedule(self, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer, self._timer_at = loop.call_at(at, self._tick), at
+        self._timer, self._timer_at = self.clock.call_at(at, self._tick), at
 
     def _tick(self) -> None:
         self._timer, self._timer_at = None, math.inf
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
+        now = self.clock.time()
         due_ones = [lock for lock, due in self._due.items() if due <= now]
         for lock in due_ones:
             del self._due[lock]
             lock.start_renewing()
         if self._due:
-            self._schedule(loop, min(self._due.values()))
+            self._schedule(min(self._due.values()))
 
 
 class TurnLock:
-    """Holds the store lease for one turn; its keeper has it renewed if the turn outlives a third of its ttl."""
+    """Holds the store lease for one turn; its keeper has it renewed if the turn outlives a third of its ttl.
 
-    def __init__(self, store: Store, conversation_id: str, *, ttl: float, owner: str, keeper: LeaseKeeper) -> None:
+    ``locks``: the process's :class:`LocalLocks`, whose keeper renews the lease and which remembers a
+    lease that could not be given back; ``key`` names the conversation there.
+    """
+
+    __slots__ = ("_conversation_id", "_key", "_locks", "_owner", "_renewer", "_store", "_ttl", "lease", "lost")
+
+    def __init__(
+        self, store: Store, conversation_id: str, *, ttl: float, owner: str, locks: LocalLocks, key: str | None = None
+    ) -> None:
         self._store = store
         self._conversation_id = conversation_id
         self._ttl = ttl
         self._owner = owner
-        self._keeper = keeper
+        self._locks = locks
+        self._key = key if key is not None else conversation_id
         self.lease: Lease | None = None
         self._renewer: asyncio.Task[None] | None = None
         self.lost: BaseException | None = None
@@ -176,17 +242,32 @@ class TurnLock:
         return self.lease.fence
 
     async def acquire(self, wait: float) -> Lease:
-        """Take the lease, waiting at most ``wait`` seconds."""
+        """Take the lease, waiting at most ``wait`` seconds; first give back one an earlier turn of this
+        process could not."""
+        if self._locks.unreleased:
+            await self._release_remembered()
         self.lease = await self._store.acquire(self._conversation_id, owner=self._owner, ttl=self._ttl, wait=wait)
-        self._keeper.watch(self, self._ttl)
+        self._locks.keeper.watch(self, self._ttl)
         return self.lease
+
+    async def _release_remembered(self) -> None:
+        stale = self._locks.unreleased.pop(self._key, None)
+        if stale is None:
+            return
+        try:
+            await self._store.release(stale)  # a no-op when it expired and someone else holds a newer one
+        except BaseException:
+            self._locks.unreleased[self._key] = stale  # still ours to give back, next time
+            raise
+        logger.info("gave back the lease (fence %d) an earlier turn could not", stale.fence, extra=log_context())
 
     def start_renewing(self) -> None:
         """Renew the lease every third of its ttl until the turn ends (called by the keeper)."""
         if self.lease is not None and self._renewer is None:
-            self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_until_released())
 
-    async def _renew_loop(self) -> None:
+    async def _renew_until_released(self) -> None:
+        sleep = self._locks.keeper.clock.sleep
         while self.lease is not None:
             try:
                 self.lease = await self._store.renew(self.lease, ttl=self._ttl)
@@ -194,17 +275,22 @@ class TurnLock:
                 self.lost = exc
                 logger.warning("lost the turn lease on %s: %s", self._conversation_id, exc, extra=log_context())
                 return
-            await asyncio.sleep(self._ttl / 3)
+            await sleep(self._ttl / 3)
 
     def stop_renewing(self) -> None:
         """Stop renewing the lease (before the save that gives it up). A renewal already under way is
         cancelled; should it land anyway, it only extends a lease the save then gives up."""
-        self._keeper.forget(self)
+        self._locks.keeper.forget(self)
         if self._renewer is not None:
             self._renewer.cancel()
 
+    def given_up(self) -> None:
+        """The lease was given up by the turn's last save: nothing left to release."""
+        self.lease = None
+
     async def release(self) -> None:
-        """Stop renewing and give the lease up (nothing to give up after a save that released it)."""
+        """Stop renewing and give the lease up (nothing to give up after a save that released it). If the
+        store fails, the lease is remembered and the next turn on the conversation gives it back."""
         self.stop_renewing()
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
@@ -215,5 +301,9 @@ class TurnLock:
             try:
                 await self._store.release(lease)
             except StoreUnavailable as exc:
-                # The lease expires by itself after its ttl; nothing else depends on this release.
+                # It expires by itself after its ttl; this process does not wait that long for its own lease.
+                self._locks.unreleased[self._key] = lease
                 logger.warning("could not release the turn lease: %s", exc, extra=log_context())
+            except BaseException:
+                self._locks.unreleased[self._key] = lease  # cancelled mid-release: it may still be held
+                raise

@@ -24,14 +24,16 @@ async def reap_idle(
     conversations: Conversations,
     *,
     idle_for: float = 15 * 60,
-    reason: EndReason = "Expiration",
+    end_reason: EndReason = "Expiration",
     limit: int = 1000,
     clock: Callable[[], float] = time.time,
 ) -> list[str]:
     """End the live sessions of conversations (in the manager's store) idle for ``idle_for`` seconds or
     more; return their ids.
 
-    A conversation whose turn is running (its lock is held) is skipped and left for the next pass.
+    A conversation whose turn is running (its lock is held) is skipped and left for the next pass; one
+    whose session could not be ended stays live in the store (``end_failed`` in its metadata) and is
+    tried again on the next pass.
     """
     store = conversations.store
     reaped: list[str] = []
@@ -40,7 +42,7 @@ async def reap_idle(
         conversation = conversations.get(record.conversation_id, lock_wait=0.05, clock=clock)
         try:
             # Re-checked under the lock: a turn may have run since the listing.
-            if await conversation.end_if_idle(idle_for, reason):
+            if await conversation.end_if_idle(idle_for, end_reason):
                 reaped.append(record.conversation_id)
         except ConversationBusy:
             continue
@@ -56,9 +58,9 @@ async def store_reaper(
     *,
     idle_for: float = 15 * 60,
     interval: float = 60.0,
-    reason: EndReason = "Expiration",
+    end_reason: EndReason = "Expiration",
 ) -> None:
     """Run :func:`reap_idle` every ``interval`` seconds until cancelled (e.g. as a background task)."""
     while True:
-        await reap_idle(conversations, idle_for=idle_for, reason=reason)
+        await reap_idle(conversations, idle_for=idle_for, end_reason=end_reason)
         await asyncio.sleep(interval)

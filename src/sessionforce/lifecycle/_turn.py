@@ -1,4 +1,5 @@
-"""The scope of one turn: the conversation's lock held, its record loaded, its log context set."""
+"""One turn of a conversation: its hold on the conversation (lock, lease, record, log context) and the
+outcome it carries from step to step (the turn it sends, the session it had to start, its reply)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from sessionforce._logging import enter_log_context, restore_log_context, update_log_context
-from sessionforce.agent_api import Reply
-from sessionforce.errors import StaleRecord
+from sessionforce.agent_api import MessageType, Reply, VariableInput
+from sessionforce.errors import ConversationError, Delivery, StaleRecord
+from sessionforce.errors._build import turn_store_failure
 from sessionforce.lifecycle._locks import LocalLocks, TurnLock, worker_identity
 from sessionforce.lifecycle._options import ConversationOptions
-from sessionforce.store import ConversationRecord, Store, TranscriptEntry
+from sessionforce.store import ConversationRecord, PendingTurn, Store, TranscriptEntry
 
-__all__ = ["_Turn", "_messages"]
+__all__ = ["Turn", "reply_messages"]
 
 
 class _Owner(Protocol):
@@ -31,33 +33,64 @@ class _Owner(Protocol):
     async def _load_existing(self) -> ConversationRecord: ...
 
 
-class _Turn:
-    """One turn's hold on its conversation, used as ``async with conversation._turn() as turn``.
+class Turn:
+    """One turn on a conversation, used as ``async with Turn(conversation, ...) as turn``.
 
     Entering takes the conversation's turn lock (FIFO in this process, then the store's lease), loads
     (or creates) the record and sets the log context; leaving undoes all of it in reverse order. In
-    between, ``record`` is the current record and ``lock`` holds the fence every write carries.
+    between, ``record`` is the current record and ``lock`` holds the lease every write carries.
 
-    A class rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based context
-    manager costs an async generator (and the event loop's bookkeeping for it) each time.
+    The turn carries its own outcome from step to step: the user's message (``text``, ``variables``,
+    ``message_type``, ``in_reply_to``; ``None`` text for turns that only start or end a session),
+    ``interrupted`` (a turn a crashed sender left pending, reported before this one), ``greeting`` and
+    ``resume_reason`` (of a session this turn had to start), ``pending`` (the turn as written ahead,
+    with its sequenceId and session), ``started_at``, ``resent`` (already resent once after a 404) and
+    ``reply`` (the agent's answer, once it came).
+
+    A class with slots rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based
+    context manager costs an async generator (and the event loop's bookkeeping for it) each time.
     """
 
-    __slots__ = ("_log", "conversation", "lock", "record")
+    __slots__ = (
+        "_log", "conversation", "greeting", "in_reply_to", "interrupted", "lock", "message_type", "pending",
+        "record", "reply", "resent", "resume_reason", "started_at", "text", "variables",
+    )
 
     record: ConversationRecord
     lock: TurnLock
 
-    def __init__(self, conversation: _Owner) -> None:
+    def __init__(
+        self,
+        conversation: _Owner,
+        text: str | None = None,
+        variables: Sequence[VariableInput] = (),
+        message_type: MessageType = "Text",
+        in_reply_to: str | None = None,
+    ) -> None:
         self.conversation = conversation
+        self.text = text
+        self.variables = variables
+        self.message_type: MessageType = message_type
+        self.in_reply_to = in_reply_to
+        self.interrupted: PendingTurn | None = None
+        self.greeting: Reply | None = None
+        self.resume_reason: str | None = None
+        self.pending: PendingTurn | None = None
+        self.started_at = 0.0
+        self.resent = False
+        self.reply: Reply | None = None
+
+    # ------------------------------------------------------------------ the hold on the conversation
 
     async def __aenter__(self) -> Self:
         conv = self.conversation
+        options = conv.options
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + conv.options.lock_wait
-        await conv._locks.acquire(conv._lock_key, conv.options.lock_wait)
+        deadline = loop.time() + options.lock_wait
+        await conv._locks.acquire(conv._lock_key, options.lock_wait)
         lock = self.lock = TurnLock(
-            conv.store, conv.conversation_id, ttl=conv.options.lease_ttl, owner=worker_identity(),
-            keeper=conv._locks.keeper,
+            conv.store, conv.conversation_id, ttl=options.lease_ttl, owner=worker_identity(), locks=conv._locks,
+            key=conv._lock_key,
         )
         previous_log = enter_log_context(conversationId=conv.conversation_id)
         try:
@@ -70,12 +103,15 @@ class _Turn:
                 except StaleRecord:
                     self.record = await conv._load_existing()
             update_log_context(externalSessionKey=self.record.external_session_key, sessionId=self.record.session_id)
-        except BaseException:
+        except BaseException as exc:
             restore_log_context(previous_log)
             try:
                 await lock.release()
             finally:
                 conv._locks.release(conv._lock_key)
+            if isinstance(exc, ConversationError) and exc.delivery is None:
+                # The store cannot know nothing was sent; the turn does: nothing leaves before this point.
+                raise turn_store_failure(exc, Delivery.NOT_SENT) from exc
             raise
         self._log = previous_log
         return self
@@ -89,6 +125,8 @@ class _Turn:
             await self.lock.release()
         finally:
             conv._locks.release(conv._lock_key)
+
+    # ------------------------------------------------------------------ writes under the lease
 
     async def save(
         self, *, log: Sequence[TranscriptEntry] = (), release: bool = False, **changes: Any
@@ -104,12 +142,19 @@ class _Turn:
             self.record.replace(**changes), fence=lock.fence, transcript=log, release=lock.lease if release else None
         )
         if release:
-            lock.lease = None  # given up by the save: nothing left for the turn's exit to release
+            lock.given_up()
         return self.record
 
     def entry(self, kind: str, **fields: Any) -> TranscriptEntry:
         """A transcript entry stamped now."""
         return TranscriptEntry(kind=kind, at=self.conversation.options.clock(), **fields)
+
+    def pending_entry(self, kind: str, pending: PendingTurn, **fields: Any) -> TranscriptEntry:
+        """A transcript entry for ``pending`` (a turn as it was written ahead)."""
+        return self.entry(
+            kind, session_id=pending.session_id, sequence_id=pending.sequence_id, text=pending.text,
+            message_type=pending.message_type, **fields,
+        )
 
     async def log(self, kind: str, **fields: Any) -> None:
         """Append one transcript entry on its own (when there is no record change to go with it)."""
@@ -118,5 +163,6 @@ class _Turn:
         )
 
 
-def _messages(reply: Reply) -> list[dict[str, Any]]:
+def reply_messages(reply: Reply) -> list[dict[str, Any]]:
+    """A reply's messages as they came on the wire, for the transcript."""
     return [m.model_dump(mode="json", by_alias=True, exclude_none=True) for m in reply.messages]
