@@ -40,9 +40,6 @@ def slow_emu() -> Iterator[RunningEmulator]:
         yield emu
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 1: end() after a cancelled turn raises SessionLocked (423) "
-                   "instead of waiting out our own request; the session stays active")
 async def test_end_after_a_cancelled_turn_ends_the_server_session(slow_emu: RunningEmulator) -> None:
     async with _harness.emulator_client(slow_emu) as owner:
         conv = _harness.conversation(owner, "cancelled-then-ended")
@@ -82,9 +79,6 @@ async def test_a_session_that_could_not_be_ended_stays_findable_by_the_reaper(sl
     assert [s["state"] for s in _sessions(slow_emu)] == ["ended"], "the server session was left open"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 1: chat, Ctrl-C during a slow reply, /quit prints 'could not end "
-                   "the session: ... 423' and leaves the session active")
 def test_chat_ctrl_c_during_a_reply_then_quit_ends_the_session(cli: CliRun, slow_emu: RunningEmulator) -> None:
     cli.org(slow_emu.url, client_id=slow_emu.client_id, secret=slow_emu.client_secret,
             agent_id=slow_emu.default_agent_id)

@@ -88,7 +88,6 @@ async def test_a_conversation_id_with_a_lone_surrogate_is_an_invalid_argument(
 
 
 @pytest.mark.parametrize("where", ["send", "start_session", "conversation-option"])
-@RAW
 async def test_variables_that_are_not_variables_are_an_invalid_argument(emu: RunningEmulator, where: str) -> None:
     async with _harness.emulator_client(emu) as owner:
         calls: dict[str, Callable[[], Any]] = {

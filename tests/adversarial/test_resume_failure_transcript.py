@@ -50,9 +50,6 @@ def _entries_for(transcript: list[Any], text: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("status", [503, 401])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 6: a 404 followed by a failed session start leaves no transcript "
-                   "entry for the user's turn")
 async def test_a_failed_restart_after_404_still_records_the_turn(emu: RunningEmulator, status: int) -> None:
     outcome, transcript = await _expire_then_send(emu, {"route": "start_session", "status": status})
     error = failure_of(outcome, f"a turn whose new session answered {status}")
@@ -62,9 +59,6 @@ async def test_a_failed_restart_after_404_still_records_the_turn(emu: RunningEmu
     assert entries[0].kind == "error", f"the turn was never accepted; its entry says {entries[0].kind!r}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 6: a replay preamble cut by a reset is reported as DeliveryUnknown for "
-                   "a user turn that was never sent, with no transcript entry")
 async def test_a_cut_replay_preamble_does_not_report_the_unsent_turn_as_maybe_delivered(
     emu: RunningEmulator,
 ) -> None:

@@ -54,9 +54,6 @@ async def test_a_frozen_redis_during_acquire_does_not_lock_the_process_out(redis
 
 
 @pytest.mark.parametrize("kind", ["sqlite-full", "sqlite-locked"])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 9: after SQLite failed the turn's final save and release, the next "
-                   "turn waits for the stale lease (ConversationBusy after lock_wait)")
 async def test_a_store_hiccup_while_a_turn_ends_does_not_lock_the_next_turn_out(kind: str, tmp_path: Path) -> None:
     with store_fault(kind, tmp_path) as fault, run_emulator(agents=[breaking_agent(fault, latency_ms=100)]) as emu:
         store = fault.store()

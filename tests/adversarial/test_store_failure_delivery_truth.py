@@ -27,9 +27,6 @@ def _accepted(counters: dict[str, object]) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 2: a read timeout followed by a store failure reaches the app as "
-                   "StoreUnavailable '... nothing was sent to the agent' instead of DeliveryUnknown")
 async def test_no_answer_then_store_failure_is_reported_as_maybe_delivered(kind: str, tmp_path: Path) -> None:
     with store_fault(kind, tmp_path) as fault, run_emulator(agents=[breaking_agent(fault, latency_ms=1800)]) as emu:
         store = fault.store()
@@ -48,8 +45,8 @@ async def test_no_answer_then_store_failure_is_reported_as_maybe_delivered(kind:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 2: an answered turn whose save fails says '... nothing was sent to "
-                   "the agent' although exc.reply holds the agent's answer")
+                   reason="issue 11 finding 2: an answered turn whose save fails still carries the store's "
+                   "'nothing was sent to the agent ... then retry' although exc.reply holds the agent's answer")
 async def test_answered_then_store_failure_hands_over_the_reply_and_says_it_was_answered(
     kind: str, tmp_path: Path
 ) -> None:

@@ -37,9 +37,6 @@ _TRICKLES = {
 
 
 @pytest.mark.parametrize("how", list(_TRICKLES))
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 5: stream_read resets on every byte, so a stream that never "
-                   "completes an event hangs for ever")
 async def test_a_stream_that_never_completes_an_event_ends_within_stream_read(
     hostile: HostileServer, how: str
 ) -> None:
@@ -53,9 +50,6 @@ async def test_a_stream_that_never_completes_an_event_ends_within_stream_read(
     assert outcome.seconds >= STREAM_READ * 0.9, f"gave up after {outcome.seconds:.1f}s, before stream_read"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 5: a streamed conversation turn on a trickling stream never ends, "
-                   "and its lease is renewed, so the conversation is blocked")
 async def test_a_hung_stream_does_not_block_the_conversation(hostile: HostileServer) -> None:
     hostile.script("stream", trickle(b": keep-alive\n\n", interval=0.3))
     async with _harness.client(hostile.url, retry=_harness.no_retries(),
@@ -71,9 +65,6 @@ async def test_a_hung_stream_does_not_block_the_conversation(hostile: HostileSer
     assert [e.kind for e in turn] == ["delivery_unknown"], [e.to_dict() for e in turn]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 5: there is no overall turn deadline (assumed: Timeouts(turn=...)); "
-                   "a stream of complete progress events every 0.3 s runs for ever")
 async def test_every_turn_has_an_overall_deadline(hostile: HostileServer) -> None:
     hostile.script("stream", trickle(_PROGRESS, interval=0.3))
     turn_deadline = 2.0
