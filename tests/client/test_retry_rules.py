@@ -4,9 +4,11 @@ time and randomness injected (nothing here sleeps)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
+from sessionforce.agent_api import Timeouts
 from sessionforce.agent_api._retry import (
     Failure,
     RetryPolicy,
@@ -17,6 +19,7 @@ from sessionforce.agent_api._retry import (
     should_retry,
     verdict,
 )
+from sessionforce.errors import InvalidArgument
 
 R, RETRY, WAIT = Verdict.RAISE, Verdict.RETRY, Verdict.WAIT_LOCKED
 
@@ -110,3 +113,25 @@ def test_423_budget_of_zero_never_waits_and_retry_after_is_honoured_within_it() 
     assert locked_delay(0, 0.0, RetryPolicy(locked_wait=0), FixedRandom(1.0)) is None
     assert locked_delay(0, 0.0, RetryPolicy(locked_wait=10), FixedRandom(1.0), retry_after=4.0) == 4.0
     assert locked_delay(0, 8.0, RetryPolicy(locked_wait=10), FixedRandom(1.0), retry_after=4.0) == 2.0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RetryPolicy(max_retries=-1),
+        lambda: RetryPolicy(max_retries=True),
+        lambda: RetryPolicy(locked_wait=-1),
+        lambda: RetryPolicy(backoff_max=float("inf")),
+        lambda: RetryPolicy(total_timeout="60"),
+    ],
+)
+def test_a_malformed_retry_policy_is_refused_naming_the_field(make: Callable[[], object]) -> None:
+    with pytest.raises(InvalidArgument, match=r"RetryPolicy\."):
+        make()
+
+
+@pytest.mark.parametrize("field", ["connect", "read", "stream_read", "keepalive", "turn"])
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "5"])
+def test_malformed_timeouts_are_refused_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidArgument, match=rf"Timeouts\.{field}"):
+        Timeouts(**{field: value})  # type: ignore[arg-type]

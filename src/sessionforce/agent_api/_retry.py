@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sessionforce.errors import InvalidArgument
+
 __all__ = [
     "Failure",
     "RetryPolicy",
@@ -47,6 +49,15 @@ class RetryPolicy:
     total_timeout: float = 60.0
     max_retry_after: float = 60.0
     locked_wait: float = 30.0
+
+    def __post_init__(self) -> None:
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidArgument(f"RetryPolicy.max_retries must be a whole number, 0 or more, got {retries!r}.")
+        for name in ("backoff_initial", "backoff_max", "total_timeout", "max_retry_after", "locked_wait"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+                raise InvalidArgument(f"RetryPolicy.{name} must be a number of seconds, 0 or more, got {value!r}.")
 
 
 class Failure(enum.Enum):

@@ -33,7 +33,7 @@ from sessionforce.agent_api._retry import (
     parse_retry_after,
     verdict,
 )
-from sessionforce.errors import SessionforceError
+from sessionforce.errors import InvalidArgument, SessionforceError
 from sessionforce.errors._build import client_closed, protocol_error, session_locked
 from sessionforce.errors._redact import remember_secret
 
@@ -66,6 +66,12 @@ class Timeouts:
     stream_read: float = 120.0
     keepalive: float = 15.0
     turn: float = 130.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "stream_read", "keepalive", "turn"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise InvalidArgument(f"Timeouts.{name} must be a number of seconds greater than 0, got {value!r}.")
 
 
 @dataclass(slots=True)
