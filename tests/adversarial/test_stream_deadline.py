@@ -3,7 +3,7 @@
 A server that sends a ``: keep-alive`` comment, or one byte, every 0.5 s and never completes an event
 keeps a streamed turn alive for ever (``stream_read=2`` notwithstanding; here: 1 s, a trickle every 0.3 s),
 with the lease renewed, so the whole conversation is blocked. ``stream_read`` must bound the gap between
-*complete events*, and every turn needs an overall deadline (assumed here as ``Timeouts(turn=...)``): the
+*complete events*, and every turn needs an overall deadline (``Timeouts(turn=...)``): the
 real Agent API itself answers 500 past 120 s.
 
 The turn was accepted (the 200 came), so the truthful error is delivery-unknown (``StreamInterrupted``).
