@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from sessionforce.config import ClientSettings
 from sessionforce.emulator import RunningEmulator, run_emulator
 from sessionforce.gateway import GatewayConfig, GatewaySettings
 from sessionforce.gateway import run_gateway as serve_gateway
-from sessionforce.settings import ClientSettings
 from tests.support import Admin
 
 
