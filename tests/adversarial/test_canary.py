@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import pytest
 import redis
 
 from tests.adversarial import _harness
@@ -160,9 +159,6 @@ async def test_no_planted_secret_comes_out_of_the_library(
     assert not (leaked := canaries.report([*texts, *debug_logs.texts])), f"planted secrets leaked:\n{leaked}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 4 (the canary): chat's /info prints the store URL with the Redis "
-                   "password")
 def test_no_planted_secret_comes_out_of_the_cli(canaries: Canaries, redis_binary: str, cli: CliRun) -> None:
     with RedisProcess(redis_binary, password=canaries.redis_password) as process, \
             HostileServer(token=canaries.access_token) as hostile:
@@ -173,12 +169,12 @@ def test_no_planted_secret_comes_out_of_the_cli(canaries: Canaries, redis_binary
         hostile.script("stream", bad_status_line(), times=1)
         hostile.script("stream", echo_token(500), times=1)
         hostile.script("stream", sse_error_echo(), times=1)
-        chat = cli.run("--debug", "chat", "--conversation", "canary-cli",
+        chat = cli.run("--debug", "chat", "--conversation", "canary-cli", "--new",
                        input=b"hello\n/info\nthe answer is garbled\nthe token is echoed\nan error event\n/transcript\n")
         outputs = [chat]
         hostile.clear()
         hostile.script("token", echo_secret(400), times=1)
-        outputs.append(cli.run("--debug", "chat", "--conversation", "canary-cli-2", input=b"hi\n"))
+        outputs.append(cli.run("--debug", "chat", "--conversation", "canary-cli-2", "--new", input=b"hi\n"))
         for args in (["sessions", "export", "canary-cli"], ["sessions", "show", "canary-cli"], ["config", "show"]):
             outputs.append(cli.run("--debug", *args))
         outputs.append(cli.run("--debug", "sessions", "list", "--store", _malformed_urls(canaries.redis_password)[0]))

@@ -20,14 +20,11 @@ import pytest
 import redis
 
 from sessionforce.emulator import RunningEmulator, run_emulator
-from sessionforce.errors import ConfigError, InvalidArgument, StoreUnavailable
+from sessionforce.errors import ConfigError, CorruptRecord, InvalidArgument
 from tests.adversarial import _harness
 from tests.adversarial._assertions import failure_of, our_error, outcome_within
 from tests.adversarial._cli import CliRun, error_lines
 from tests.adversarial._redis_proc import RedisProcess
-
-RAW = pytest.mark.xfail(strict=True, raises=AssertionError,
-                        reason="issue 11 finding 8: a raw exception escapes instead of our own error")
 
 
 @pytest.fixture
@@ -60,7 +57,6 @@ async def _error_of(call: Callable[[], Any], what: str) -> BaseException:
 # ------------------------------------------------------------------ library
 
 
-@RAW
 async def test_text_with_a_lone_surrogate_is_an_invalid_argument(emu: RunningEmulator, store: _harness.Store) -> None:
     async with _harness.emulator_client(emu, store=store) as owner:
         conv = _harness.conversation(owner, "surrogate-text")
@@ -70,7 +66,6 @@ async def test_text_with_a_lone_surrogate_is_an_invalid_argument(emu: RunningEmu
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-@RAW
 async def test_a_conversation_id_with_a_lone_surrogate_is_an_invalid_argument(
     emu: RunningEmulator, kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -138,7 +133,6 @@ def _damage_redis(url: str) -> int:
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 @pytest.mark.parametrize("read", ["record", "transcript", "list_conversations", "send"])
-@RAW
 async def test_a_damaged_row_is_our_store_error_naming_the_conversation(
     emu: RunningEmulator, kind: str, read: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -159,14 +153,22 @@ async def test_a_damaged_row_is_our_store_error_naming_the_conversation(
     try:
         async with _harness.emulator_client(emu, store=store) as owner:
             conv = _harness.conversation(owner, "damaged-row")
+            if read == "list_conversations":
+                # A listing must never break on one damaged record (the reaper depends on it): it leaves the
+                # damaged one out (with a warning naming it) and lists the others.
+                await _harness.conversation(owner, "healthy-row").send("hello")
+                listed = await outcome_within(store.list_conversations(), 15, "listing past a damaged row")
+                assert listed.error is None, f"listing past a damaged row raised {listed.error!r}"
+                ids = [r.conversation_id for r in listed.value]
+                assert ids == ["healthy-row"], ids
+                return
             calls: dict[str, Callable[[], Any]] = {
-                "record": conv.record, "transcript": conv.transcript,
-                "list_conversations": store.list_conversations, "send": lambda: conv.send("again"),
+                "record": conv.record, "transcript": conv.transcript, "send": lambda: conv.send("again"),
             }
             error = await _error_of(calls[read], f"{read} on a damaged row")
     finally:
         await store.aclose()
-    our_error(error, StoreUnavailable, "damaged-row")
+    our_error(error, CorruptRecord, "damaged-row")
 
 
 # ------------------------------------------------------------------ CLI
@@ -184,7 +186,6 @@ def _one_clear_line(done: Any, *names: str) -> None:
     assert not missing, f"the error line does not name {missing}: {lines[0]}"
 
 
-@RAW
 def test_chat_with_non_utf8_bytes_piped_in_is_no_crash(cli: CliRun) -> None:
     done = cli.run("chat", "--no-stream", input=b"hello \xff\xfe there\nand a clean line\n")
     where = f"exit {done.returncode}; stderr:\n{done.stderr}"
@@ -195,14 +196,12 @@ def test_chat_with_non_utf8_bytes_piped_in_is_no_crash(cli: CliRun) -> None:
         assert len(error_lines(done.stderr)) == 1, where
 
 
-@RAW
 def test_chat_with_stdin_closed_exits_2_with_one_line(cli: CliRun) -> None:
     done = cli.run("chat", "--no-stream", preexec=lambda: os.close(0))
     _one_clear_line(done)
     assert any(word in done.stderr.lower() for word in ("stdin", "standard input", "input")), done.stderr
 
 
-@RAW
 def test_run_on_deeply_nested_yaml_exits_2_naming_the_file(cli: CliRun, tmp_path: Path) -> None:
     suite = tmp_path / "deep.yaml"
     suite.write_text("[" * 100_000)
@@ -214,6 +213,5 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
-@RAW
 def test_run_on_an_endless_file_exits_2_naming_the_file(cli: CliRun) -> None:
     _one_clear_line(cli.run("run", "/dev/zero", preexec=_cap_memory), "/dev/zero")

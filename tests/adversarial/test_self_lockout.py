@@ -27,9 +27,6 @@ PROMPT = 2.5
 """What "promptly" means: under a tenth of lease_ttl, and under lock_wait."""
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 9: after Redis froze during acquire and resumed, end() waits for a "
-                   "lease held by this same process (ConversationBusy after lock_wait)")
 async def test_a_frozen_redis_during_acquire_does_not_lock_the_process_out(redis_proc: RedisProcess) -> None:
     store = _harness.redis_store(redis_proc.url, socket_timeout=0.3, socket_connect_timeout=0.3)
     try:

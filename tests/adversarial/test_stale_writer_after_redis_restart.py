@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 
 from sessionforce.emulator import CallableAgent, TurnContext, run_emulator
 from sessionforce.errors import ConversationError
@@ -28,9 +27,6 @@ _ROOT = Path(__file__).resolve().parents[2]
 """The repository root: where ``python -m tests.adversarial._worker`` finds its package."""
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 3: after Redis restarts empty, worker B gets fence 1 again and the "
-                   "stale worker A's save is accepted, replacing B's record (B's session and turn are lost)")
 async def test_stale_worker_cannot_overwrite_the_record_of_the_worker_that_took_over(
     redis_proc: RedisProcess,
 ) -> None:

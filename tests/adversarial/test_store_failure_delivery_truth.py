@@ -44,9 +44,6 @@ async def test_no_answer_then_store_failure_is_reported_as_maybe_delivered(kind:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 11 finding 2: an answered turn whose save fails still carries the store's "
-                   "'nothing was sent to the agent ... then retry' although exc.reply holds the agent's answer")
 async def test_answered_then_store_failure_hands_over_the_reply_and_says_it_was_answered(
     kind: str, tmp_path: Path
 ) -> None:

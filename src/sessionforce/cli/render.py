@@ -11,10 +11,10 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.status import Status
 
     from sessionforce.agent_api import StreamEvent
@@ -43,8 +43,13 @@ def _compact(value: Any) -> str:
 class Renderer:
     """Writes one chat's output. ``rich=False`` (piped output): no spinner, no colours, one line per item."""
 
-    def __init__(self, console: Console, *, rich: bool, resume: str = "none") -> None:
+    def __init__(
+        self, console: Console, *, rich: bool, resume: str = "none", errors: Console | None = None
+    ) -> None:
         self.console = console
+        # Piped output is data for a script: warnings and errors go to stderr, where scripts expect them
+        # (on a terminal they stay in line with the chat, under the same spinner).
+        self.errors = errors or (console if rich else Console(stderr=True, highlight=False, soft_wrap=True))
         self.rich = rich
         self.resume = resume
         """The chat's resume policy, to say what a replacement session knows."""
@@ -62,11 +67,11 @@ class Renderer:
 
     def warn(self, text: str) -> None:
         """A warning line."""
-        self.console.print(f"[yellow]{escape(text)}[/yellow]")
+        self.errors.print(f"[yellow]{escape(text)}[/yellow]")
 
     def error(self, text: str) -> None:
         """An error line (the chat goes on)."""
-        self.console.print(f"[bold red]error:[/bold red] {escape(text)}")
+        self.errors.print(f"[bold red]error:[/bold red] {escape(text)}")
 
     def user(self, text: str) -> None:
         """Echo a user line (piped input is not echoed by a terminal)."""
