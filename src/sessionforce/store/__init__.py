@@ -9,6 +9,7 @@ Choose one by URL (``store=`` or ``SESSIONFORCE_STORE``): ``memory://``, ``sqlit
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -77,6 +78,16 @@ def default_sqlite_path() -> Path:
     return Path(platformdirs.user_data_dir("sessionforce", appauthor=False)) / "sessions.db"
 
 
+def _naming_source(open_it: Callable[[], Store], label: str) -> Store:
+    """Open a store; a ConfigError about a URL that came from the environment says so."""
+    try:
+        return open_it()
+    except ConfigError as exc:
+        if not label:
+            raise
+        raise ConfigError(f"{exc.message} (The URL came from {STORE_ENV}.)") from None
+
+
 def open_store(url: str | None = None) -> Store:
     """Open the store a URL names; ``None`` reads ``SESSIONFORCE_STORE``, else the default SQLite file.
 
@@ -114,16 +125,13 @@ def open_store(url: str | None = None) -> Store:
         query = parse_qsl(parts.query, keep_blank_values=True)
         prefixes = [v for k, v in query if k == "prefix"]
         rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
-        try:
-            return RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest)
-        except ConfigError as exc:
-            if not label:
-                raise
-            raise ConfigError(f"{exc.message} (The URL came from {STORE_ENV}.)") from None
+        return _naming_source(
+            lambda: RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest), label
+        )
     if scheme in ("postgresql", "postgres"):
         from sessionforce.store._postgres import PostgresStore
 
-        return PostgresStore.from_url(url)
+        return _naming_source(lambda: PostgresStore.from_url(url), label)
     raise ConfigError(
         f"Store URL {shown!r}{label} has an unknown scheme {redact_url(scheme)!r}. What to do: use {_SCHEMES}."
     )

@@ -107,7 +107,7 @@ class PostgresStore(Store):
             query = parse_qsl(parts.query, keep_blank_values=True)
         except ValueError as exc:
             raise ConfigError(
-                f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE) is not a valid PostgreSQL URL ({exc}). "
+                f"Store URL {redact_url(url)!r} is not a valid PostgreSQL URL ({exc}). "
                 "What to do: use postgresql://user:password@host:5432/dbname?schema=myapp."
             ) from None
         own: dict[str, Any] = {}
@@ -117,7 +117,7 @@ class PostgresStore(Store):
                     own[key] = _OWN_PARAMS[key](value)
                 except ValueError:
                     raise ConfigError(
-                        f"Store URL {redact_url(url)!r} (SESSIONFORCE_STORE): {key}={value!r} is not valid. What to "
+                        f"Store URL {redact_url(url)!r}: {key}={value!r} is not valid. What to "
                         f"do: give {key} {_EXPECTED.get(key, 'a value')}."
                     ) from None
         libpq = urlencode([(k, v) for k, v in query if k not in _OWN_PARAMS], quote_via=quote)  # libpq: %20, not +

@@ -74,7 +74,7 @@ class Database:
         except psycopg.Error as exc:
             # libpq's message quotes the whole URL, password and all.
             raise ConfigError(
-                f"Store URL {redact_url(conninfo)!r} (SESSIONFORCE_STORE) is not a valid PostgreSQL URL "
+                f"Store URL {redact_url(conninfo)!r} is not a valid PostgreSQL URL "
                 f"({scrub(str(exc))}). What to do: use "
                 "postgresql://user:password@host:5432/dbname?schema=myapp."
             ) from None
