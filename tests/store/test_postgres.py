@@ -302,13 +302,17 @@ def test_open_store_takes_both_schemes_and_our_parameters(postgres_url: str) -> 
     ["postgresql://u:CANARYPASSWORD1@h:5432/db?nonsense=1", "postgresql://u:CANARYPASSWORD1@[::1/db",
      "postgresql://u:CANARYPASSWORD1@h/db?pool_max=lots"],
 )
-def test_a_bad_url_is_a_config_error_without_the_password(url: str) -> None:
+def test_a_bad_url_is_a_config_error_without_the_password(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from sessionforce.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="SESSIONFORCE_STORE") as caught:
+    with pytest.raises(ConfigError, match="Store URL") as caught:
         open_store(url)
     assert "CANARYPASSWORD1" not in str(caught.value)
     assert "CANARYPASSWORD1" not in repr(caught.value)
+    monkeypatch.setenv("SESSIONFORCE_STORE", url)  # from the environment: the message says so
+    with pytest.raises(ConfigError, match="SESSIONFORCE_STORE") as caught:
+        open_store()
+    assert "CANARYPASSWORD1" not in str(caught.value)
 
 
 async def test_several_stores_of_one_schema_share_it(make: Factory, postgres_url: str, postgres_schema: str) -> None:
