@@ -61,7 +61,9 @@ def configure_logging(form: Literal["text", "json"] = "text", level: str = "info
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error"):
+    # A host application (the CLI) may have routed these elsewhere or silenced them (its one-line warnings,
+    # its quiet built-in emulator): a gateway's operators get every record, through this one handler.
+    for name in ("sessionforce", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
