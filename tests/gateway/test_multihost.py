@@ -6,6 +6,9 @@ Topology (root only; namespaces joined by veth pairs to a bridge in the hub, not
     hub  10.231.0.1   bridge, redis-server, the emulator (1.5 s agent latency on streamed turns)
     g1   10.231.0.11  sessionforce serve          g2  10.231.0.12  sessionforce serve
     cl   10.231.0.21  the browser (tests/gateway/netns_client.py)
+
+Each gateway reaches the emulator as http://127.0.0.1:8787, forwarded over its own link to the hub
+(tests/gateway/netns_forward.py): settings accept plain http:// for an org on loopback only.
 """
 
 from __future__ import annotations
@@ -116,14 +119,15 @@ def test_a_gateway_host_cut_off_mid_turn(tmp_path: Path) -> None:
             start("hub", [sys.executable, "-m", "sessionforce.cli", "emulator", "--host", f"{NET}.1", "--port", "8787",
                           "--faults", str(faults)])
             gateway_env = {
-                "SF_MY_DOMAIN": emulator, "SF_CLIENT_ID": "sessionforce-emulator",
+                "SF_MY_DOMAIN": "http://127.0.0.1:8787", "SF_CLIENT_ID": "sessionforce-emulator",
                 "SF_CLIENT_SECRET": "emulator-secret", "SF_AGENT_ID": "0XxSF0000000DEMOAA",
                 "SESSIONFORCE_GATEWAY_API_KEY": API_KEY, "SESSIONFORCE_GATEWAY_SIGNING_KEY": SIGNING_KEY,
                 "SESSIONFORCE_GATEWAY_LEASE_TTL": "3", "SESSIONFORCE_GATEWAY_IDLE_TIMEOUT": "0",
             }
             store = f"redis://{NET}.1:6379/0?prefix=netns:"
-            _wait_http(names, "g1", emulator + "/__emulator/agents", deadline)
             for role, host in (("g1", 11), ("g2", 12)):
+                start(role, [sys.executable, "-m", "tests.gateway.netns_forward", "8787", f"{NET}.1:8787"])
+                _wait_http(names, role, "http://127.0.0.1:8787/__emulator/agents", deadline)
                 start(role, [sys.executable, "-m", "sessionforce.cli", "serve", "--host", f"{NET}.{host}", "--port",
                              "8000", "--store", store], gateway_env)
             gw1, gw2 = f"http://{NET}.11:8000", f"http://{NET}.12:8000"
