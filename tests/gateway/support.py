@@ -171,12 +171,12 @@ def gateway_env(emu: RunningEmulator, tmp: Path, **extra: str) -> dict[str, str]
 
 @contextlib.contextmanager
 def serve_process(args: list[str], env: dict[str, str], log: Path, timeout: float = 30, *,
-                  ready: bool = True) -> Iterator[ServeProcess]:
-    """Start ``sessionforce serve --port 0 ARGS``, wait until it listens (and, with ``ready``, until /readyz
-    answers 200), stop it on exit."""
+                  ready: bool = True, command: list[str] | None = None) -> Iterator[ServeProcess]:
+    """Start ``sessionforce serve --port 0 ARGS`` (or ``command``, which ends by exec-ing a serve), wait until
+    it listens (and, with ``ready``, until /readyz answers 200), stop it on exit."""
     handle = log.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", *args],
-                               env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    argv = command or [sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", *args]
+    process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     running = ServeProcess(process, "", log)
     try:
         deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ from tests.webchat.requirements import require_browser
 
 require_browser()
 
+import re  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -16,6 +17,8 @@ from playwright.sync_api import BrowserContext, FrameLocator, Page, expect  # no
 
 from tests.webchat.gateway import ChatGateway  # noqa: E402
 from tests.webchat.support import HostSite  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HOSTILE_CSS = """
 * { font: italic 40px/0.6 "Comic Sans MS", cursive !important; color: #f0f !important;
@@ -30,14 +33,21 @@ iframe { border: 30px solid red !important; }
 """
 
 
+def documented_tag(gateway: ChatGateway) -> str:
+    """The script tag of docs/webchat.md, as a site would paste it, pointed at this gateway."""
+    doc = (ROOT / "docs" / "webchat.md").read_text(encoding="utf-8")
+    (tag,) = re.findall(r"```html\n(.*?)```", doc, re.DOTALL)
+    assert 'data-title="Help"' in tag  # what the assertions below expect
+    assert 'data-accent="#0b5cab"' in tag
+    return tag.replace("https://chat.example.com", gateway.url)
+
+
 def host_page(gateway: ChatGateway) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Acme Bikes</title><style>{HOSTILE_CSS}</style></head>
 <body><h1>Acme Bikes</h1><p>Welcome to our shop.</p>
-<script src="{gateway.url}/widget.js" data-gateway="{gateway.url}/" data-token-endpoint="/chat-token"
-        data-title="Acme help" data-accent="#0a7d38" async></script>
-</body></html>"""
+{documented_tag(gateway)}</body></html>"""
 
 
 @pytest.fixture
@@ -62,14 +72,14 @@ def test_the_widget_renders_and_chats_under_hostile_css(context: BrowserContext,
                                                         site: HostSite, artifacts: Path) -> None:
     page = context.new_page()
     page.goto(site.url + "/")
-    launcher = page.get_by_role("button", name="Open chat: Acme help")
+    launcher = page.get_by_role("button", name="Open chat: Help")
     expect(launcher).to_be_visible()
     box = launcher.bounding_box()
     assert box is not None
     assert (box["width"], box["height"]) == (56, 56)
     assert box["x"] + box["width"] == pytest.approx(1100 - 20)
     assert box["y"] + box["height"] == pytest.approx(760 - 20)
-    assert launcher.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(10, 125, 56)"
+    assert launcher.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(11, 92, 171)"
 
     launcher.click()
     frame_box = page.locator("sessionforce-chat iframe").bounding_box()
@@ -78,7 +88,7 @@ def test_the_widget_renders_and_chats_under_hostile_css(context: BrowserContext,
     assert frame_box["height"] >= 600
     frame = chat_frame(page)
     expect(frame.locator(".sf-status")).to_have_attribute("data-state", "online")
-    expect(frame.locator(".sf-title")).to_have_text("Acme help")
+    expect(frame.locator(".sf-title")).to_have_text("Help")
     expect(frame.locator("#sf-input")).to_be_focused()
     send_in(frame, "Where is my order 42?", 2)
     send_in(frame, "Is there a warranty?", 3)
@@ -87,16 +97,16 @@ def test_the_widget_renders_and_chats_under_hostile_css(context: BrowserContext,
     assert text.evaluate("el => getComputedStyle(el).fontSize") == "15px"
     assert text.evaluate("el => getComputedStyle(el).fontStyle") == "normal"
     user = frame.locator(".sf-log .sf-user .sf-bubble").first
-    assert user.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(10, 125, 56)"
+    assert user.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(11, 92, 171)"
     assert site.token_requests == [{"conversation": None}]
     page.screenshot(path=str(artifacts / "widget.png"), animations="disabled")
 
     # Closing gives the focus back to the launcher; the conversation outlives a reload of the site.
     frame.get_by_role("button", name="Close chat").click()
     expect(page.locator("sessionforce-chat iframe")).to_be_hidden()
-    expect(page.get_by_role("button", name="Open chat: Acme help")).to_be_focused()
+    expect(page.get_by_role("button", name="Open chat: Help")).to_be_focused()
     conversation = frame.locator(".sf-chat").get_attribute("data-conversation")
-    page.get_by_role("button", name="Open chat: Acme help").click()
+    page.get_by_role("button", name="Open chat: Help").click()
     page.reload()
     frame = chat_frame(page)
     expect(frame.locator(".sf-log .sf-agent .sf-text")).to_have_count(3)
@@ -110,11 +120,11 @@ def test_the_widget_fills_a_phone_screen(new_context: Callable[..., BrowserConte
     context = new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.goto(site.url + "/")
-    page.get_by_role("button", name="Open chat: Acme help").tap()
+    page.get_by_role("button", name="Open chat: Help").tap()
     frame = chat_frame(page)
     expect(frame.locator(".sf-status")).to_have_attribute("data-state", "online")
     box = page.locator("sessionforce-chat iframe").bounding_box()
     assert box == {"x": 0, "y": 0, "width": 390, "height": 844}
     send_in(frame, "What are your opening hours?", 2)
     frame.get_by_role("button", name="Close chat").tap()
-    expect(page.get_by_role("button", name="Open chat: Acme help")).to_be_visible()
+    expect(page.get_by_role("button", name="Open chat: Help")).to_be_visible()
