@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tests.gateway.support import API_KEY, SSE, read_sse
+from tests.support import Admin
 
 
 def main(gw1: str, gw2: str, emulator: str) -> dict[str, Any]:
@@ -53,6 +54,8 @@ def main(gw1: str, gw2: str, emulator: str) -> dict[str, Any]:
         except httpx.HTTPError as exc:
             posting["m-1"] = type(exc).__name__
 
+    # Only this turn is slow (the agent still working on it when the link goes); the others answer at once.
+    Admin(emulator).faults({"route": "stream_message", "latency_ms": 1500, "times": 1})
     poster = threading.Thread(target=post_m1, daemon=True)
     poster.start()
     deadline = time.monotonic() + 10

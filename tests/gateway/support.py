@@ -169,32 +169,60 @@ def gateway_env(emu: RunningEmulator, tmp: Path, **extra: str) -> dict[str, str]
     return env
 
 
+def _serve_argv(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", *args]
+
+
+def _wait_serving(running: ServeProcess, deadline: float, ready: bool) -> None:
+    """Until ``running`` listens (and, with ``ready``, /readyz answers 200); its log if it exits first."""
+    while time.monotonic() < deadline:
+        if not running.url:
+            match = re.search(r"gateway on (http://\S+)", running.output())
+            if match:
+                running.url = match.group(1)
+        if running.url:
+            if not ready:
+                return
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(running.url + "/readyz", timeout=2).status_code == 200:
+                    return
+        if running.process.poll() is not None:
+            raise RuntimeError(f"serve exited with {running.process.returncode}:\n{running.output()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"serve did not become ready:\n{running.output()}")
+
+
+@contextlib.contextmanager
+def serve_processes(commands: list[tuple[list[str], Path]], env: dict[str, str], timeout: float = 30, *,
+                    ready: bool = True) -> Iterator[list[ServeProcess]]:
+    """Start every ``(argv, log)`` at once (several hosts booting side by side, not one after the other),
+    wait until each serves (see :func:`serve_process`), and stop them all together on exit."""
+    handles: list[Any] = []
+    started: list[ServeProcess] = []
+    try:
+        for argv, log in commands:
+            handles.append(log.open("w"))
+            process = subprocess.Popen(argv, env=env, stdout=handles[-1], stderr=subprocess.STDOUT, text=True,
+                                       cwd=ROOT)
+            started.append(ServeProcess(process, "", log))
+        deadline = time.monotonic() + timeout
+        for running in started:
+            _wait_serving(running, deadline, ready)
+        yield started
+    finally:
+        for running in started:  # the signals first, then the waits: they drain side by side
+            if running.process.poll() is None:
+                running.process.send_signal(signal.SIGTERM)
+        for running in started:
+            running.stop()
+        for handle in handles:
+            handle.close()
+
+
 @contextlib.contextmanager
 def serve_process(args: list[str], env: dict[str, str], log: Path, timeout: float = 30, *,
                   ready: bool = True, command: list[str] | None = None) -> Iterator[ServeProcess]:
     """Start ``sessionforce serve --port 0 ARGS`` (or ``command``, which ends by exec-ing a serve), wait until
     it listens (and, with ``ready``, until /readyz answers 200), stop it on exit."""
-    handle = log.open("w")
-    argv = command or [sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", *args]
-    process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    running = ServeProcess(process, "", log)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(r"gateway on (http://\S+)", log.read_text(errors="replace"))
-            if match:
-                running.url = match.group(1)
-                if not ready:
-                    break
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(running.url + "/readyz", timeout=2).status_code == 200:
-                        break
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited with {process.returncode}:\n{running.output()}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"serve did not become ready:\n{running.output()}")
+    with serve_processes([(command or _serve_argv(args), log)], env, timeout, ready=ready) as (running,):
         yield running
-    finally:
-        running.stop()
-        handle.close()

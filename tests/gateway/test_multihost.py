@@ -3,7 +3,7 @@ and the conversation carries on through the other with nothing lost or sent twic
 
 Topology (root only; namespaces joined by veth pairs to a bridge in the hub, nothing routed outside)::
 
-    hub  10.231.0.1   bridge, redis-server, the emulator (1.5 s agent latency on streamed turns)
+    hub  10.231.0.1   bridge, redis-server, the emulator (the client makes the cut turn slow)
     g1   10.231.0.11  sessionforce serve          g2  10.231.0.12  sessionforce serve
     cl   10.231.0.21  the browser (tests/gateway/netns_client.py)
 
@@ -79,16 +79,40 @@ def _network() -> Iterator[dict[str, str]]:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10, check=False)
 
 
-def _wait_http(names: dict[str, str], role: str, url: str, deadline: float) -> None:
-    """Poll ``url`` from inside ``role``'s namespace until it answers 200."""
-    while time.monotonic() < deadline:
-        probe = subprocess.run(["ip", "netns", "exec", names[role], sys.executable, "-c",
-                                f"import httpx,sys; sys.exit(httpx.get({url!r}, timeout=1).status_code != 200)"],
-                               capture_output=True, timeout=10, check=False)
-        if probe.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
+_PROBE = """
+import sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[1])
+for url in sys.argv[2:]:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(f"{url} did not come up")
+        time.sleep(0.05)
+"""
+
+
+def _wait_http(names: dict[str, str], role: str, urls: list[str], deadline: float,
+               started: list[tuple[subprocess.Popen[str], Path]]) -> None:
+    """Until every one of ``urls`` answers 200 from inside ``role``'s namespace (one probe process there);
+    a process of the test that exits meanwhile fails it at once, with its log."""
+    probe = subprocess.Popen(["ip", "netns", "exec", names[role], sys.executable, "-c", _PROBE,
+                              str(max(0.0, deadline - time.monotonic())), *urls],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while probe.poll() is None:
+        for process, log in started:
+            if process.poll() is not None:
+                probe.kill()
+                probe.wait()
+                raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.05)
+    assert probe.stderr is not None
+    if probe.returncode != 0:
+        raise RuntimeError(probe.stderr.read())
 
 
 def test_a_gateway_host_cut_off_mid_turn(tmp_path: Path) -> None:
@@ -97,17 +121,16 @@ def test_a_gateway_host_cut_off_mid_turn(tmp_path: Path) -> None:
         pytest.skip(reason)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "SESSIONFORCE_"))}
     env.update(PYTHONPATH=f"{ROOT}:{ROOT / 'src'}", SESSIONFORCE_CONFIG=str(tmp_path / "none.toml"))
-    faults = tmp_path / "faults.json"
-    faults.write_text(json.dumps({"rules": [{"route": "stream_message", "latency_ms": 1500}]}))
     processes: list[subprocess.Popen[str]] = []
-    logs: list[Path] = []
+    started: list[tuple[subprocess.Popen[str], Path]] = []
 
     def start(role: str, args: list[str], extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        log = tmp_path / f"{role}-{len(logs)}.log"
-        logs.append(log)
-        process = subprocess.Popen(["ip", "netns", "exec", names[role], *args], env={**env, **(extra or {})},
-                                   stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        log = tmp_path / f"{role}-{len(started)}.log"
+        with log.open("w") as handle:
+            process = subprocess.Popen(["ip", "netns", "exec", names[role], *args], env={**env, **(extra or {})},
+                                       stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         processes.append(process)
+        started.append((process, log))
         return process
 
     with _network() as names:
@@ -116,8 +139,7 @@ def test_a_gateway_host_cut_off_mid_turn(tmp_path: Path) -> None:
             start("hub", ["redis-server", "--bind", f"{NET}.1", "--port", "6379", "--save", "", "--appendonly", "no",
                           "--protected-mode", "no", "--dir", str(tmp_path)])
             emulator = f"http://{NET}.1:8787"
-            start("hub", [sys.executable, "-m", "sessionforce.cli", "emulator", "--host", f"{NET}.1", "--port", "8787",
-                          "--faults", str(faults)])
+            start("hub", [sys.executable, "-m", "sessionforce.cli", "emulator", "--host", f"{NET}.1", "--port", "8787"])
             gateway_env = {
                 "SF_MY_DOMAIN": "http://127.0.0.1:8787", "SF_CLIENT_ID": "sessionforce-emulator",
                 "SF_CLIENT_SECRET": "emulator-secret", "SF_AGENT_ID": "0XxSF0000000DEMOAA",
@@ -125,14 +147,15 @@ def test_a_gateway_host_cut_off_mid_turn(tmp_path: Path) -> None:
                 "SESSIONFORCE_GATEWAY_LEASE_TTL": "3", "SESSIONFORCE_GATEWAY_IDLE_TIMEOUT": "0",
             }
             store = f"redis://{NET}.1:6379/0?prefix=netns:"
-            for role, host in (("g1", 11), ("g2", 12)):
+            for role in ("g1", "g2"):
                 start(role, [sys.executable, "-m", "tests.gateway.netns_forward", "8787", f"{NET}.1:8787"])
-                _wait_http(names, role, "http://127.0.0.1:8787/__emulator/agents", deadline)
+            for role in ("g1", "g2"):  # the org, as each gateway host will reach it
+                _wait_http(names, role, ["http://127.0.0.1:8787/__emulator/agents"], deadline, started)
+            for role, host in (("g1", 11), ("g2", 12)):
                 start(role, [sys.executable, "-m", "sessionforce.cli", "serve", "--host", f"{NET}.{host}", "--port",
                              "8000", "--store", store], gateway_env)
             gw1, gw2 = f"http://{NET}.11:8000", f"http://{NET}.12:8000"
-            _wait_http(names, "cl", gw1 + "/readyz", deadline)
-            _wait_http(names, "cl", gw2 + "/readyz", deadline)
+            _wait_http(names, "cl", [gw1 + "/readyz", gw2 + "/readyz"], deadline, started)
             # Nothing outside the namespaces is reachable from them (no route out).
             outside = subprocess.run(["ip", "netns", "exec", names["cl"], "ip", "route", "get", "1.1.1.1"],
                                      capture_output=True, text=True, timeout=10, check=False)

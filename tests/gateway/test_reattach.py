@@ -4,6 +4,7 @@ another one (two gateway processes sharing a Redis store); a worker killed mid-t
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 
 from sessionforce.emulator import RunningEmulator
 from sessionforce.gateway import run_gateway
-from tests.gateway.support import SSE, Browser, ServeProcess, gateway_env, make_config, read_sse, serve_process
+from tests.gateway.support import SSE, Browser, ServeProcess, gateway_env, make_config, read_sse, serve_processes
 from tests.support import Admin
 
 
@@ -71,8 +72,8 @@ def two_gateways(emu: RunningEmulator, tmp_path: Path, redis_url: str, redis_pre
     """Two `sessionforce serve` processes (hosts, as far as they know) sharing one Redis."""
     env = gateway_env(emu, tmp_path, SESSIONFORCE_GATEWAY_LEASE_TTL="3")
     store = f"{redis_url}?prefix={redis_prefix}"
-    with serve_process(["--store", store], env, tmp_path / "a.log") as a, \
-            serve_process(["--store", store], env, tmp_path / "b.log") as b:
+    argv = [sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", "--store", store]
+    with serve_processes([(argv, tmp_path / "a.log"), (argv, tmp_path / "b.log")], env) as (a, b):
         yield a, b
 
 
