@@ -13,9 +13,12 @@ import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
+import httpx  # noqa: E402
+import jwt  # noqa: E402
 import pytest  # noqa: E402
 from playwright.sync_api import BrowserContext, Page, Request, expect  # noqa: E402
 
+from tests.gateway.support import read_sse  # noqa: E402
 from tests.webchat.gateway import ChatGateway  # noqa: E402
 from tests.webchat.support import (  # noqa: E402
     RECORDER,
@@ -28,13 +31,18 @@ from tests.webchat.support import (  # noqa: E402
     wait_online,
 )
 
-# An agent that takes its time after the progress indicator, so the network can fail mid-reply.
+# An agent whose replies stream in several chunks; slow_down_next_turn makes one of its turns slow.
 SLOW_AGENT: dict[str, Any] = {
     "name": "Slow Bot",
     "greeting": "Hello, I am slow.",
-    "latency_ms": 1500,
     "fallback": "Slowly, I answer: {text}. This reply streams in several chunks.",
 }
+
+
+def slow_down_next_turn(gateway: ChatGateway) -> None:
+    """The agent's next turn takes 1.5 s after its progress indicator, so the network can fail mid-reply
+    (only that turn: the others answer at once)."""
+    gateway.admin.faults({"route": "stream_message", "latency_ms": 1500, "times": 1})
 
 
 class Requests:
@@ -82,15 +90,13 @@ def test_offline_in_the_middle_of_a_streamed_reply(context: BrowserContext, slow
     page, _ = open_chat(context, slow.url)
     send(page, "first")
     wait_answered(page, 2)
+    slow_down_next_turn(slow)
     send(page, "second")
     expect(page.locator(".sf-typing")).to_be_visible()  # the turn runs: the agent is "working"
     context.set_offline(True)
     expect(page.locator(".sf-status")).to_have_attribute("data-state", "offline")
-    # The agent finishes while the browser is away.
-    deadline = time.monotonic() + 10
-    while len(slow.admin.turns()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.8)
+    # The agent finishes while the browser is away: the conversation's log holds the turn's end.
+    finished_turns(slow, page.locator(".sf-chat").get_attribute("data-conversation"), 2)
     context.set_offline(False)
     wait_answered(page, 3)
     assert agent_texts(page) == [
@@ -103,11 +109,23 @@ def test_offline_in_the_middle_of_a_streamed_reply(context: BrowserContext, slow
     assert_each_event_once(page)
 
 
+def finished_turns(gateway: ChatGateway, conversation: str | None, count: int) -> None:
+    """Until the conversation's event log holds ``count`` ends of turns (read apart from the page)."""
+    assert conversation
+    token = gateway.mint([conversation])["token"]
+    with httpx.stream("GET", f"{gateway.url}/v1/conversations/{conversation}/events", params={"after": "0"},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=20) as response:
+        lines = response.iter_lines()
+        ends = [e for _ in range(count) for e in read_sse(lines, until={"turn.end"}) if e.event == "turn.end"]
+    assert len(ends) == count
+
+
 def test_a_connection_cut_under_a_streamed_reply(context: BrowserContext, slow: ChatGateway,
                                                  proxy: CutProxy) -> None:
     page, requests = open_chat(context, proxy.url)
     send(page, "first")
     wait_answered(page, 2)
+    slow_down_next_turn(slow)
     send(page, "second")
     expect(page.locator(".sf-typing")).to_be_visible()
     # Both the events stream and the POST die; the browser is not told it is offline.
@@ -156,6 +174,7 @@ def test_a_message_whose_answer_was_lost_is_retried_with_its_id(
     page, requests = open_chat(context, proxy.url)
     send(page, "first")
     wait_answered(page, 2)
+    slow_down_next_turn(slow)
     send(page, "once only")
     # The POST reached the gateway (the turn is being answered) when the connection dies.
     deadline = time.monotonic() + 10
@@ -193,11 +212,12 @@ def test_an_expired_session_is_resumed_with_a_quiet_notice(context: BrowserConte
 
 def test_the_token_is_refreshed_before_it_expires(context: BrowserContext, gateway: ChatGateway) -> None:
     grant = gateway.mint(ttl=4)
+    expires = jwt.decode(grant["token"], options={"verify_signature": False})["exp"]
     page, requests = open_chat(context, f"{gateway.url}/#token={grant['token']}")
     assert "token=" not in page.url, "the token left the address bar"
     send(page, "What are your opening hours?")
     wait_answered(page, 2)
-    time.sleep(5)  # past the first token's expiry
+    time.sleep(max(0.0, expires + 0.25 - time.time()))  # past the first token's expiry (whole seconds)
     send(page, "Is there a warranty?")
     wait_answered(page, 3)
     refreshes = [r for r in requests.items if r.url.endswith("/v1/tokens/refresh")]
