@@ -21,6 +21,7 @@ import httpx
 from sessionforce.config import ClientSettings
 from sessionforce.emulator import RunningEmulator
 from sessionforce.gateway import GatewayConfig, GatewaySettings
+from tests.support import Admin
 
 API_KEY = "test-api-key-0123456789"
 SIGNING_KEY = "test-signing-key-0123456789-0123456789-abcdef"
@@ -136,6 +137,14 @@ class Browser:
 
     def close(self) -> None:
         self.http.close()
+
+
+def wait_for_turn(admin: Admin, text: str, timeout: float = 10) -> None:
+    """Until the emulator's agent has received the turn ``text`` (it is being answered)."""
+    deadline = time.monotonic() + timeout
+    while not any(t["text"] == text for t in admin.turns()):
+        assert time.monotonic() < deadline, f"the agent never got {text!r}"
+        time.sleep(0.02)
 
 
 @dataclass

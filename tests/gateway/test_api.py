@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from sessionforce.emulator import RunningEmulator
 from sessionforce.gateway import RunningGateway, mint_token, run_gateway
-from tests.gateway.support import SIGNING_KEY, Browser, make_config, read_sse
+from tests.gateway.support import SIGNING_KEY, Browser, make_config, read_sse, wait_for_turn
 from tests.support import Admin
 
 
@@ -58,14 +57,16 @@ def test_the_event_stream_replays_then_follows(browser: Browser) -> None:
     assert replayed[-1].id == first["last_event_id"]
     # Live: a turn sent while a stream is open arrives on it, starting right after the cursor.
     got: list[Any] = []
+    attached = threading.Event()
 
     def listen() -> None:
         with browser.events(first["last_event_id"], header=False) as lines:
+            attached.set()
             got.extend(read_sse(lines, until={"turn.end"}))
 
     thread = threading.Thread(target=listen)
     thread.start()
-    time.sleep(0.3)
+    assert attached.wait(10)
     browser.send("m-2", "and again")
     thread.join(10)
     assert got[0].event == "user.message"
@@ -77,14 +78,16 @@ def test_the_event_stream_replays_then_follows(browser: Browser) -> None:
 def test_without_a_cursor_the_stream_starts_from_now(browser: Browser) -> None:
     browser.send("m-1", "hello")
     got: list[Any] = []
+    attached = threading.Event()
 
     def listen() -> None:
         with browser.events() as lines:
+            attached.set()  # (its starting point is fixed before the response's headers)
             got.extend(read_sse(lines, until={"turn.end"}))
 
     thread = threading.Thread(target=listen)
     thread.start()
-    time.sleep(0.3)
+    assert attached.wait(10)
     browser.send("m-2", "later")
     thread.join(10)
     assert {e.data.get("message_id") for e in got if e.event in ("user.message", "turn.end")} == {"m-2"}
@@ -132,7 +135,7 @@ def test_a_second_message_queues_behind_the_running_one(emu: RunningEmulator) ->
         answers: dict[str, httpx.Response] = {}
         first = threading.Thread(target=lambda: answers.setdefault("a", browser.send("a", "first")))
         first.start()
-        time.sleep(0.2)
+        wait_for_turn(Admin(emu.url), "first")  # the agent is answering it
         answers["b"] = browser.send("b", "second")
         first.join(10)
     assert answers["a"].status_code == answers["b"].status_code == 200
@@ -147,7 +150,7 @@ def test_a_message_waiting_too_long_gets_409_and_can_be_retried(emu: RunningEmul
         browser = Browser.signed_in(gateway.url)
         slow = threading.Thread(target=lambda: browser.send("a", "slow one"))
         slow.start()
-        time.sleep(0.3)
+        wait_for_turn(admin, "slow one")
         busy = browser.send("b", "impatient")
         assert busy.status_code == 409
         assert busy.json()["error"]["code"] == "turn_in_progress"

@@ -13,15 +13,8 @@ from typing import Any
 import httpx
 
 from sessionforce.emulator import RunningEmulator
-from tests.gateway.support import Browser, gateway_env, read_sse, serve_process
+from tests.gateway.support import Browser, gateway_env, read_sse, serve_process, wait_for_turn
 from tests.support import Admin
-
-
-def _wait_for_turn(admin: Admin, text: str) -> None:
-    deadline = time.monotonic() + 10
-    while not any(t["text"] == text for t in admin.turns()):
-        assert time.monotonic() < deadline, f"the agent never got {text!r}"
-        time.sleep(0.05)
 
 
 def test_sigterm_lets_the_running_turn_finish_and_sends_streams_away(emu: RunningEmulator, tmp_path: Path) -> None:
@@ -41,7 +34,7 @@ def test_sigterm_lets_the_running_turn_finish_and_sends_streams_away(emu: Runnin
         listener.start()
         sender = threading.Thread(target=lambda: answers.setdefault("m", browser.send("m-1", "finish me")))
         sender.start()
-        _wait_for_turn(admin, "finish me")
+        wait_for_turn(admin, "finish me")
         gateway.process.send_signal(signal.SIGTERM)
         listener.join(10)
         sender.join(10)
@@ -64,7 +57,7 @@ def test_a_turn_cut_short_by_shutdown_is_recorded_as_maybe_delivered(emu: Runnin
         browser = Browser.signed_in(gateway.url)
         thread = threading.Thread(target=lambda: _ignore(lambda: browser.send("m-1", "too slow")))
         thread.start()
-        _wait_for_turn(admin, "too slow")
+        wait_for_turn(admin, "too slow")
         started = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
         assert gateway.process.wait(20) == 0
