@@ -33,7 +33,9 @@ def artifacts() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API runs an event loop in the main thread while it is
+# open, and a worker process (pytest-xdist) that later runs an async test would find that loop running.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     from playwright.sync_api import sync_playwright
 
@@ -41,7 +43,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's Chromium (Playwright's own browser download cannot work here). Playwright gives each
     launch a fresh, empty user-data directory."""
