@@ -8,7 +8,6 @@ import subprocess
 
 import httpx
 import pexpect
-import pytest
 
 from sessionforce.emulator import RunningEmulator
 from tests.cli.conftest import COMMAND, Cli
@@ -77,7 +76,7 @@ def test_ctrl_c_at_the_prompt_ends_the_session_and_exits_0(cli: Cli, emu: Runnin
     child = _spawn(cli, "--no-stream")
     try:
         child.expect(PROMPT)
-        _say(child, "hello", "You said: hello")
+        _say(child, "first words", "You said: first words")
         child.sendintr()
         child.expect(pexpect.EOF)
     finally:
@@ -167,18 +166,18 @@ def test_a_broken_stream_is_one_line_after_the_partial_reply(cli: Cli, emu: Runn
 
 def test_input_that_is_not_utf8_is_not_sent_and_exits_2(cli: Cli, emu: RunningEmulator) -> None:
     cli.with_org(emu)
-    done = subprocess.run([*COMMAND, "chat"], input=b"hello\ncaf\xe9\nnot sent\n", capture_output=True,
+    done = subprocess.run([*COMMAND, "chat"], input=b"first words\ncaf\xe9\nnot sent\n", capture_output=True,
                           env=cli.env, timeout=30, check=False)
     assert done.returncode == 2
     out = done.stdout.decode()
-    assert "You said: hello" in out
+    assert "You said: first words" in out
     assert "error: line 2 of the input is not UTF-8 text (byte 0xe9 at position 4); it was not sent" in (
         done.stderr.decode()
     )
     assert "you: not sent" not in out
     assert b"Traceback" not in done.stderr
     turns = httpx.get(f"{emu.url}/__emulator/counters").json()["turns"]
-    assert [t["text"] for t in turns] == ["hello"]
+    assert [t["text"] for t in turns] == ["first words"]
     assert [s["state"] for s in _sessions(emu)] == ["ended"]
 
 
@@ -285,8 +284,6 @@ def test_quitting_after_expire_says_the_session_was_already_gone(cli: Cli, emu: 
     assert "UserRequest" not in last
 
 
-@pytest.mark.xfail(strict=True, reason="the emulator's demo agent answers the questions inside a replay preamble "
-                   "instead of taking them as context (the emulator's to fix; see docs/lifecycle.md on the preamble)")
 def test_replay_carries_context_without_re_asking(cli: Cli, emu: RunningEmulator) -> None:
     cli.with_org(emu)
     done = cli.run("chat", "--no-stream", "--resume", "replay",

@@ -23,7 +23,7 @@ async def test_a_manager_made_without_a_client_builds_one_from_the_settings_and_
         if kwargs.get(name) is not None:
             monkeypatch.setenv(ENV_NAMES[name], str(kwargs[name]))
     async with Conversations(store="memory://") as conversations:
-        assert (await conversations.get("own-client").send("hi")).text == "You said: hi"
+        assert (await conversations.get("own-client").send("ping")).text == "You said: ping"
         client = conversations.client
         store = conversations.store
         assert store is conversations.store  # opened once
@@ -63,7 +63,7 @@ def test_an_unknown_option_is_refused_when_the_manager_is_made(client: AsyncAgen
 def test_blocking_conversations_mirror_the_async_manager(sync_conversations: BlockingConversations) -> None:
     conversation = sync_conversations.get("desk-3", lock_wait=7)
     assert conversation.async_conversation.options.lock_wait == 7
-    assert conversation.send("hi").text == "You said: hi"
+    assert conversation.send("ping").text == "You said: ping"
     assert conversation.end()
 
 

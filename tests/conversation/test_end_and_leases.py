@@ -139,5 +139,5 @@ async def test_two_managers_in_one_process_never_hold_a_conversation_at_once(cli
     with pytest.raises(ConversationBusy):
         await second.get("shared", lock_wait=0.2).send("hi")
     await store.release(lease)
-    assert (await second.get("shared").send("hi")).text == "You said: hi"
+    assert (await second.get("shared").send("ping")).text == "You said: ping"
     await second.get("shared").end()

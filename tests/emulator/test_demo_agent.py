@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from emulator_wire import Wire, assert_api_error
 
-from sessionforce.emulator import DEMO_AGENT_ID, RunningEmulator
+from sessionforce.emulator import DEMO_AGENT_ID, RunningEmulator, TurnContext
+from sessionforce.emulator._agent_schema import parse_agent
+from sessionforce.emulator._scripted import CONTEXT_MESSAGE, REPLAY_HEADER
+from sessionforce.lifecycle import ReplayResume, ResumeContext
+from sessionforce.store import TranscriptEntry
 
 FIELDS = {
     "Inform": {"id", "type", "feedbackId", "planId", "isContentSafe", "message", "result", "citedReferences"},
@@ -133,3 +139,76 @@ def test_transfer_message_types_get_an_answer(wire: Wire) -> None:
     chat = Chat(wire)
     assert "couldn't connect" in chat.say("", kind="TransferFailed")[0]["message"]
     assert "connected" in chat.say("", kind="TransferSucceeded")[0]["message"]
+
+
+@pytest.mark.parametrize("text", ["hi there", "Hello!", "hey", "Good morning", "hi, can you help me?"])
+def test_a_greeting_is_answered_with_what_the_agent_can_do(wire: Wire, text: str) -> None:
+    [hello] = Chat(wire).say(text)
+    assert hello["type"] == "Inform"
+    assert "You said" not in hello["message"]
+    for skill in ("opening hours", "book a repair", "order", "person"):
+        assert skill in hello["message"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Hi, my name is Ada", "Nice to meet you, Ada!"),  # a topic in the same turn wins over the greeting
+    ("hello, when are you open?", "Tuesday to Saturday"),
+    ("this is hi", "You said: this is hi"),  # a greeting opens the turn, it is not any word "hi"
+    ("hiking trails?", "You said: hiking trails?"),
+])
+def test_greeting_gives_way_to_topics_and_is_a_whole_word(wire: Wire, text: str, expected: str) -> None:
+    assert expected in Chat(wire).say(text)[0]["message"]
+
+
+def _preamble(*turns: tuple[str, str]) -> str:
+    """The preamble the lifecycle's ``resume="replay"`` really sends for these (user, agent) turns."""
+    history = [TranscriptEntry(kind="turn", at=float(n), text=user, reply=[{"type": "Inform", "message": agent}])
+               for n, (user, agent) in enumerate(turns)]
+    context = ResumeContext(conversation_id="c", reason="expired", previous_session_id="s", history=history)
+    preamble = asyncio.run(ReplayResume().plan(context)).preamble
+    assert preamble is not None
+    return preamble
+
+
+def test_replay_header_is_the_one_the_lifecycle_sends() -> None:
+    assert _preamble(("hi", "Hello!")).split("\n")[0] == REPLAY_HEADER
+
+
+def test_replay_preamble_carries_facts_without_re_asking(wire: Wire) -> None:
+    chat = Chat(wire)
+    messages = chat.say(_preamble(
+        ("my name is Ada", "Nice to meet you, Ada!"),
+        ("what is my name?", "Your name is Ada."),  # a replayed question does not forget the fact
+        ("book a repair", "Sure. Which date would you like to bring your bike in?"),  # leaves nothing waiting
+    ))
+    assert messages == [{**messages[0], "type": "Inform", "message": CONTEXT_MESSAGE}]
+    assert chat.say("what is my name?")[0]["message"] == "Your name is Ada."
+    assert "90-day warranty" in chat.say("warranty?")[0]["message"]  # not taken as the repair date
+
+
+def test_replay_preamble_drops_a_pending_question_and_keeps_the_latest_fact(wire: Wire) -> None:
+    chat = Chat(wire)
+    assert chat.say("book a repair")[0]["type"] == "Inquire"
+    chat.say(_preamble(("my name is Ada", "Nice to meet you, Ada!"), ("call me Bo", "Nice to meet you, Bo!")))
+    assert chat.say("2030-05-14")[0]["message"] == "You said: 2030-05-14"  # the inquire no longer waits
+    assert chat.say("what is my name?")[0]["message"] == "Your name is Bo."
+
+
+def test_replay_preamble_takes_only_user_lines_as_the_users(wire: Wire) -> None:
+    chat = Chat(wire)
+    preamble = f"{REPLAY_HEADER}\nUser: hello\nmy name is Ada\nAgent: Hi.\nmy name is Eve\nUser: ok"
+    assert chat.say(preamble)[0]["message"] == CONTEXT_MESSAGE
+    assert chat.say("what is my name?")[0]["message"] == "Your name is Ada."  # not Eve: the agent said that
+
+
+def test_replay_preamble_in_a_scripted_agent_keeps_only_facts_it_can_fill() -> None:
+    agent = parse_agent({"name": "City Bot", "context_message": "Got it.", "topics": [
+        {"regex": r"i live in (?P<city>\w+)", "steps": [
+            {"remember": {"city": "{city}", "street": "{street}"}}, {"inform": "Noted."}]},
+    ]}, "test")
+    memory: dict[str, Any] = {}
+    ctx = TurnContext(session_id="s", agent_id=agent.id, sequence_id=1, message_type="Text",
+                      text=f"{REPLAY_HEADER}\nUser: I live in Oslo\nAgent: Noted.", in_reply_to=None,
+                      message={}, memory=memory, variables={}, turn=1)
+    assert agent.respond(ctx) == [{"type": "Inform", "message": "Got it."}]
+    assert memory == {"city": "Oslo"}  # a fact whose placeholder is unknown is not stored empty

@@ -36,9 +36,9 @@ def test_stream_sends_progress_chunks_final_message_then_end_of_turn(wire: Wire)
 
 def test_no_text_chunks_unless_the_session_asked_for_them(wire: Wire) -> None:
     session_id = wire.session(chunks=False)
-    _, events = wire.stream(session_id, 1, "hello there")
+    _, events = wire.stream(session_id, 1, "purple elephants")
     assert [e["event"] for e in events] == ["ProgressIndicator", "Inform", "EndOfTurn"]
-    assert events[1]["data"]["message"]["message"] == "You said: hello there"
+    assert events[1]["data"]["message"]["message"] == "You said: purple elephants"
 
 
 def test_stream_with_several_final_messages_sends_each(wire: Wire) -> None:

@@ -18,11 +18,11 @@ from sessionforce.emulator._agents import (
     agent_id_problem,
     api_name_problem,
 )
-from sessionforce.emulator._scripted import STEP_RUNNERS, ScriptedAgent, Step, Topic
+from sessionforce.emulator._scripted import CONTEXT_MESSAGE, STEP_RUNNERS, ScriptedAgent, Step, Topic
 
 _STEP_KINDS = tuple(STEP_RUNNERS)
-_AGENT_KEYS = {"id", "name", "description", "greeting", "latency_ms", "fallback", "cancel_message", "topics",
-               "api_name", "type", "active", "invalid_config"}
+_AGENT_KEYS = {"id", "name", "description", "greeting", "latency_ms", "fallback", "cancel_message",
+               "context_message", "topics", "api_name", "type", "active", "invalid_config"}
 _TOPIC_KEYS = {"name", "keywords", "regex", "reply", "steps"}
 # Per step kind: the option keys it accepts when given as a mapping.
 _STEP_OPTIONS: dict[str, set[str]] = {
@@ -86,7 +86,8 @@ def parse_agent(raw: Any, where: str) -> ScriptedAgent:
     if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
         raise _fail(f"{where}.latency_ms", f"expected a number of milliseconds >= 0, got {latency!r}")
     texts = {key: _string(data[key], f"{where}.{key}") for key in ("greeting", "description", "fallback",
-                                                                  "cancel_message") if key in data}
+                                                                  "cancel_message", "context_message")
+             if key in data}
     for key in ("fallback", "cancel_message"):
         if key in texts:
             _check_template(texts[key], f"{where}.{key}")
@@ -115,6 +116,7 @@ def parse_agent(raw: Any, where: str) -> ScriptedAgent:
             description=texts.get("description", ""),
             fallback=texts.get("fallback", "You said: {text}"),
             cancel_message=texts.get("cancel_message", "Okay, I've cancelled that."),
+            context_message=texts.get("context_message", CONTEXT_MESSAGE),
             topics=topics,
             api_name=api_name,
             agent_type=agent_type,

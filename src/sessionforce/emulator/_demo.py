@@ -2,8 +2,9 @@
 
 It is written in the same format as a YAML agents file (so it doubles as that format's worked example
 and its test) and exercises every kind of reply: greeting, Inform, remembered facts, Inquire, Confirm
-answered by Reply, action results, Failure, citations, Escalate, the agent ending the session, and an
-echo fallback (``You said: <text>``) that shows which turn a reply belongs to.
+answered by Reply, action results, Failure, citations, Escalate, the agent ending the session, a reply to
+"hi"/"hello" listing what it can do, and an echo fallback (``You said: <text>``) that shows which turn a
+reply belongs to.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ DEMO_AGENT: dict[str, Any] = {
                                  "targets": [{"type": "Queue", "value": "Workshop_Front_Desk"}]}}]},
         {"name": "goodbye", "keywords": ["goodbye", "bye"],
          "steps": [{"end": {"reason": "Action", "message": "Thanks for visiting Cog & Chain Bikes. Goodbye!"}}]},
+        # Last, so "hi, my name is Ada" or "hello, are you open today?" reach their own topic first.
+        {"name": "greeting",
+         "regex": r"^\W*(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|afternoon|evening|day))\b",
+         "reply": "Hello! I can tell you our opening hours, book a repair, check an order, explain our repair "
+         "warranty, or connect you with a person. What would you like to do?"},
     ],
 }
 

@@ -4,6 +4,10 @@ A topic's steps run in order until one waits for the user (``inquire``, ``confir
 the session (``end``). The wait is kept in the session's memory, so the next turn answers it. Templates
 use ``{name}`` placeholders filled from regex groups, collected slots, remembered facts and ``{text}``.
 Everything is checked when the file loads, so a typo fails at start-up with its location, not mid-test.
+
+A ``Text`` turn that starts with :data:`REPLAY_HEADER` is a resume preamble (a client carrying earlier
+turns into a new session): it is taken as context, not as questions. Only the facts its ``User:`` lines
+would have remembered are kept, nothing is left waiting, and the answer is one short ``Inform``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from sessionforce.emulator._agents import EmulatedAgent, PartialMessage, TurnCon
 _YES = re.compile(r"^\s*(yes|y|yeah|yep|sure|ok|okay|confirm|confirmed|please do|do it|go ahead)\b", re.I)
 _PENDING = "_pending"  # memory key holding the step a topic waits on
 _PER_TURN = ("text", "sequenceId", "sessionId", "agentName")  # template variables fresh on every turn
+
+#: First line of a resume preamble, as sessionforce's ``resume="replay"`` sends it (docs/lifecycle.md).
+#: Spelled out here, not imported: the emulator stands alone (a test checks the two agree).
+REPLAY_HEADER = "Context from earlier in this conversation:"
+#: The default answer to a resume preamble (``context_message`` in an agents file).
+CONTEXT_MESSAGE = "Thanks, I've caught up on our earlier conversation."
 
 
 class _Vars(dict[str, Any]):
@@ -84,12 +94,14 @@ class ScriptedAgent(EmulatedAgent):
 
     def __init__(self, *, agent_id: str, name: str, greeting: str, latency_ms: float, description: str,
                  fallback: str, cancel_message: str, topics: tuple[Topic, ...], api_name: str | None = None,
-                 agent_type: str = "service", active: bool = True, invalid_config: bool = False) -> None:
+                 agent_type: str = "service", active: bool = True, invalid_config: bool = False,
+                 context_message: str = CONTEXT_MESSAGE) -> None:
         super().__init__(agent_id=agent_id, name=name, greeting=greeting, latency_ms=latency_ms,
                          description=description, api_name=api_name, agent_type=agent_type, active=active,
                          invalid_config=invalid_config)
         self.fallback = fallback
         self.cancel_message = cancel_message
+        self.context_message = context_message
         self.topics = topics
 
     def describe(self) -> dict[str, Any]:
@@ -99,9 +111,7 @@ class ScriptedAgent(EmulatedAgent):
     def respond(self, ctx: TurnContext) -> list[PartialMessage]:
         """Answer a pending inquire/confirm, or match a topic, or fall back to echoing the text."""
         memory = ctx.memory
-        variables = _Vars({k: v for k, v in memory.items() if k != _PENDING})
-        variables.update(text=ctx.text, sequenceId=ctx.sequence_id, sessionId=ctx.session_id,
-                         agentName=self.name)
+        variables = self._variables(ctx, ctx.text)
         pending = memory.pop(_PENDING, None)
         if ctx.message_type == "Cancel":
             message = self.cancel_message if pending else "There is nothing to cancel right now."
@@ -111,6 +121,8 @@ class ScriptedAgent(EmulatedAgent):
                      "Is there anything else I can help with?"}]
         if ctx.message_type == "TransferSucceeded":
             return [{"type": "Inform", "message": "You're now connected with a person."}]
+        if ctx.message_type == "Text" and ctx.text.split("\n", 1)[0].rstrip() == REPLAY_HEADER:
+            return self._take_context(ctx, memory)  # any pending step was dropped above: nothing waits
         if pending is not None:
             variables.update(pending["vars"])
             if pending["wait"] == "inquire":
@@ -126,6 +138,26 @@ class ScriptedAgent(EmulatedAgent):
                 return self._run(index, 0, _Turn(variables), memory)
         return [{"type": "Inform", "message": _render(self.fallback, variables)}]
 
+    def _variables(self, ctx: TurnContext, text: str) -> _Vars:
+        """Remembered facts plus this turn's own variables (``text`` is what the user said)."""
+        variables = _Vars({k: v for k, v in ctx.memory.items() if k != _PENDING})
+        variables.update(text=text, sequenceId=ctx.sequence_id, sessionId=ctx.session_id, agentName=self.name)
+        return variables
+
+    def _take_context(self, ctx: TurnContext, memory: dict[str, Any]) -> list[PartialMessage]:
+        """A resume preamble: keep what each replayed user line would have remembered, ask nothing."""
+        for said in _replayed_user_lines(ctx.text):
+            for topic in self.topics:
+                groups = topic.match(said)
+                if groups is not None:
+                    variables = self._variables(ctx, said)
+                    variables.update(groups)
+                    for step in topic.steps:
+                        if step.kind == "remember":
+                            _remember_known(step.options, variables, memory)
+                    break
+        return [{"type": "Inform", "message": self.context_message}]
+
     def _run(self, topic_index: int, start: int, turn: _Turn, memory: dict[str, Any]) -> list[PartialMessage]:
         steps = self.topics[topic_index].steps
         for index in range(start, len(steps)):
@@ -138,6 +170,32 @@ class ScriptedAgent(EmulatedAgent):
             if step.kind == "end":
                 break
         return turn.out
+
+
+def _replayed_user_lines(preamble: str) -> list[str]:
+    """The ``User:`` entries of a preamble; a line without a ``User:``/``Agent:`` prefix continues the last."""
+    said: list[list[str]] = []
+    current: list[str] | None = None
+    for line in preamble.split("\n")[1:]:
+        if line.startswith("User: "):
+            current = [line.removeprefix("User: ")]
+            said.append(current)
+        elif line.startswith("Agent: "):
+            current = None
+        elif current is not None:
+            current.append(line)
+    return ["\n".join(lines) for lines in said]
+
+
+def _remember_known(options: Mapping[str, Any], variables: _Vars, memory: dict[str, Any]) -> None:
+    """Remember each fact whose placeholders are all known (a replayed line lacks the answers that
+    followed it, and an empty value must not overwrite a fact already carried)."""
+    for key, value in options.items():
+        variables.missing = False
+        fact = _render(value, variables)
+        if not variables.missing:
+            memory[key] = fact
+            variables[key] = fact
 
 
 def _text(options: Mapping[str, Any], turn: _Turn, key: str = "message") -> str:
