@@ -3,6 +3,7 @@ another one (two gateway processes sharing a Redis store); a worker killed mid-t
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -14,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sessionforce.emulator import RunningEmulator
+from sessionforce.emulator import RunningEmulator, run_emulator
+from sessionforce.emulator.pytest_plugin import emulator_strict
 from sessionforce.gateway import run_gateway
 from tests.gateway.support import SSE, Browser, ServeProcess, gateway_env, make_config, read_sse, serve_processes
+from tests.redis_server import delete_prefix, unique_prefix
 from tests.support import Admin
 
 
@@ -66,20 +69,43 @@ def test_reattach_on_the_same_worker(emu: RunningEmulator) -> None:
     _assert_exactly_once(before, after, everything)
 
 
-@pytest.fixture
-def two_gateways(emu: RunningEmulator, tmp_path: Path, redis_url: str, redis_prefix: str
-                 ) -> Iterator[tuple[ServeProcess, ServeProcess]]:
+@contextlib.contextmanager
+def _two_hosts(emu: RunningEmulator, tmp_path: Path, redis_url: str, prefix: str
+               ) -> Iterator[tuple[ServeProcess, ServeProcess]]:
     """Two `sessionforce serve` processes (hosts, as far as they know) sharing one Redis."""
     env = gateway_env(emu, tmp_path, SESSIONFORCE_GATEWAY_LEASE_TTL="3")
-    store = f"{redis_url}?prefix={redis_prefix}"
+    store = f"{redis_url}?prefix={prefix}"
     argv = [sys.executable, "-m", "sessionforce.cli", "serve", "--port", "0", "--store", store]
     with serve_processes([(argv, tmp_path / "a.log"), (argv, tmp_path / "b.log")], env) as (a, b):
         yield a, b
 
 
-def test_reattach_on_another_worker_mid_turn(emu: RunningEmulator, two_gateways: tuple[ServeProcess, ServeProcess]
+@pytest.fixture
+def two_gateways(emu: RunningEmulator, tmp_path: Path, redis_url: str, redis_prefix: str
+                 ) -> Iterator[tuple[ServeProcess, ServeProcess]]:
+    """Two hosts of this test's own (for a test that kills one)."""
+    with _two_hosts(emu, tmp_path, redis_url, redis_prefix) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def shared_hosts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+                 ) -> Iterator[tuple[RunningEmulator, ServeProcess, ServeProcess]]:
+    """An emulator and two hosts shared by the tests that leave both running (each in a conversation of
+    its own, counting only the turns the agent got during it): booting hosts is most of such a test."""
+    prefix = unique_prefix()
+    try:
+        with run_emulator(strict=emulator_strict(request)) as emu, \
+                _two_hosts(emu, tmp_path_factory.mktemp("hosts"), redis_url, prefix) as (a, b):
+            yield emu, a, b
+    finally:
+        delete_prefix(redis_url, prefix)
+
+
+def test_reattach_on_another_worker_mid_turn(shared_hosts: tuple[RunningEmulator, ServeProcess, ServeProcess]
                                              ) -> None:
-    a, b = two_gateways
+    emu, a, b = shared_hosts
+    earlier = len(Admin(emu.url).turns())
     Admin(emu.url).faults({"route": "stream_message", "latency_ms": 1200})
     on_a = Browser.signed_in(a.url)
     on_b = Browser(b.url, on_a.token, on_a.conversation)
@@ -92,13 +118,14 @@ def test_reattach_on_another_worker_mid_turn(emu: RunningEmulator, two_gateways:
     retried = on_b.send("m-1", "what are your opening hours?")
     assert retried.status_code == 200
     assert retried.json()["last_event_id"] == everything[-1].id
-    assert len([t for t in Admin(emu.url).turns() if t["text"] == "what are your opening hours?"]) == 1
+    assert [t["text"] for t in Admin(emu.url).turns()[earlier:]] == ["what are your opening hours?"]
     assert Admin(emu.url).counters()["locked"] == 0
 
 
-def test_a_turn_sent_to_both_workers_at_once_runs_once(emu: RunningEmulator,
-                                                        two_gateways: tuple[ServeProcess, ServeProcess]) -> None:
-    a, b = two_gateways
+def test_a_turn_sent_to_both_workers_at_once_runs_once(
+        shared_hosts: tuple[RunningEmulator, ServeProcess, ServeProcess]) -> None:
+    emu, a, b = shared_hosts
+    earlier = len(Admin(emu.url).turns())
     Admin(emu.url).faults({"route": "stream_message", "latency_ms": 500})
     on_a = Browser.signed_in(a.url)
     on_b = Browser(b.url, on_a.token, on_a.conversation)
@@ -120,7 +147,7 @@ def test_a_turn_sent_to_both_workers_at_once_runs_once(emu: RunningEmulator,
         thread.join(15)
     assert answers["x"].status_code == answers["y"].status_code == 200
     assert {answers["x"].json()["turn"]["sequence_id"], answers["y"].json()["turn"]["sequence_id"]} == {2, 3}
-    texts = [t["text"] for t in Admin(emu.url).turns()]
+    texts = [t["text"] for t in Admin(emu.url).turns()[earlier:]]
     assert sorted(texts) == ["msg x", "msg y", "twice?"]
     assert Admin(emu.url).counters()["locked"] == 0
 
