@@ -159,6 +159,9 @@ async def test_no_planted_secret_comes_out_of_the_library(
     assert not (leaked := canaries.report([*texts, *debug_logs.texts])), f"planted secrets leaked:\n{leaked}"
 
 
+# Eight CLI processes in a row (each a Python start-up); on a loaded CI machine that is more than the suite's
+# default 30 s.
+@pytest.mark.timeout(120)
 def test_no_planted_secret_comes_out_of_the_cli(canaries: Canaries, redis_binary: str, cli: CliRun) -> None:
     with RedisProcess(redis_binary, password=canaries.redis_password) as process, \
             HostileServer(token=canaries.access_token) as hostile:
