@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 import redis
 
 from tests.adversarial import _harness
