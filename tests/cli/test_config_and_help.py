@@ -178,3 +178,16 @@ def test_an_unreachable_http_host_is_not_blamed_on_tls(cli: Cli) -> None:
     assert result.returncode == 3
     assert "127.0.0.1:9: Connection refused" in result.stderr
     assert "ssl" not in result.stderr.lower()
+
+
+def test_show_names_the_store_in_use_wherever_it_comes_from(cli: Cli) -> None:
+    cli.env.pop("SESSIONFORCE_STORE", None)
+    shown = cli.run("config", "show")
+    default_row = next(line for line in shown.stdout.splitlines() if line.startswith("store"))
+    assert "sqlite:///" in default_row and "default" in default_row, shown.stdout
+    cli.env["SESSIONFORCE_STORE"] = "redis://:pw-4711-secret@127.0.0.1:6379/3"
+    shown = cli.run("config", "show")
+    store_row = next(line for line in shown.stdout.splitlines() if line.startswith("store"))
+    assert "redis://:***@127.0.0.1:6379/3" in store_row, shown.stdout
+    assert "SESSIONFORCE_STORE" in store_row
+    assert "pw-4711-secret" not in shown.stdout + shown.stderr

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from typing import Annotated
 
 import typer
 
-from sessionforce.cli.common import FLAGS, PROFILE_HELP, open_cli_store, out_console, resolve_settings
+from sessionforce.cli.common import FLAGS, PROFILE_HELP, open_cli_store, out_console, resolve_settings, shown_store
 from sessionforce.cli.errors import EXIT_CODES_HELP, CliError, exit_code_for, guard, message_for
 
 __all__ = ["config_app", "register"]
@@ -113,12 +114,19 @@ def show(profile: Annotated[str | None, typer.Option("--profile", "-p", help=PRO
     for column in ("setting", "value", "from"):
         table.add_column(column)
     for key in _SHOWN:
-        raw = resolved.store_url if key == "store" else getattr(resolved.settings, key, None)
+        if key == "store":
+            # The store in use, wherever it came from (the environment and the default file included),
+            # as every command shows it: the password hidden.
+            source = resolved.sources.get("store") or (
+                "SESSIONFORCE_STORE" if os.environ.get("SESSIONFORCE_STORE") else "[dim]default[/dim]")
+            table.add_row(key, escape(shown_store(resolved.store_url)), source)
+            continue
+        raw = getattr(resolved.settings, key, None)
         if key in _SECRETS:
             value = "[dim]set (hidden)[/dim]" if raw is not None else "[dim]-[/dim]"
         else:
             value = escape(str(raw)) if raw is not None else "[dim]-[/dim]"
-        table.add_row(key, value, resolved.sources.get(key, "[dim]default[/dim]" if key == "store" else ""))
+        table.add_row(key, value, resolved.sources.get(key, ""))
     console.print(table)
     if not resolved.has_org:
         console.print("[dim]No org configured: chat and run use the built-in emulator.[/dim]")
