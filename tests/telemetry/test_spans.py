@@ -3,6 +3,7 @@ exporter; every attribute of the spans that carry the turn's story is asserted."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from sessionforce import Conversations
 from sessionforce.emulator import RunningEmulator
-from sessionforce.errors import DeliveryUnknown, StreamInterrupted
+from sessionforce.errors import ConversationBusy, DeliveryUnknown, StreamInterrupted
 from sessionforce.store import ConversationRecord
 from tests.support import Admin
 from tests.telemetry.otel import Otel
@@ -274,3 +275,28 @@ async def test_end_is_its_own_trace(traced: Conversations, otel: Otel, emu: Runn
     assert await conv.end()
     assert otel.tree() == ["DELETE /sessions/{id}"]  # no user turn: no invoke_agent span
     assert dict(only(otel, "DELETE /sessions/{id}").attributes or {}) == http(emu, "DELETE /sessions/{id}", 200)
+
+
+async def test_a_turn_that_finds_the_conversation_busy(traced: Conversations, otel: Otel, admin: Admin) -> None:
+    conv = traced.get("busy", lock_wait=0.2)
+    await conv.start()
+    admin.faults({"route": "send_message", "latency_ms": 800, "times": 1})
+    otel.exporter.clear()
+    slow = asyncio.create_task(conv.send("slow"))
+    await asyncio.sleep(0.1)
+    with pytest.raises(ConversationBusy):
+        await conv.send("impatient")
+    await slow
+    record = await conv.record()
+    assert record is not None
+    [busy] = otel.named("invoke_agent")  # the record was never loaded: no agent id to name it by
+    [answered] = invoke(otel, record.agent_id)
+    assert otel.tree(busy) == ["invoke_agent"]  # it never got past this process's queue
+    assert dict(busy.attributes or {}) == {
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "salesforce.agentforce",
+        "gen_ai.conversation.id": "busy", "sessionforce.stream": False,
+        "sessionforce.outcome": "failed", "sessionforce.delivery": "not_sent", "error.type": "ConversationBusy",
+    }
+    assert busy.parent is None
+    assert answered.parent is None  # each turn its own trace: nothing left attached to the task
+    assert dict(answered.attributes or {})["sessionforce.outcome"] == "answered"
