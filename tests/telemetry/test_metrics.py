@@ -3,11 +3,16 @@ from the SDK's in-memory reader."""
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
-from sessionforce import Conversations
-from sessionforce.errors import BadRequest, DeliveryUnknown
-from tests.support import Admin
+from sessionforce import AsyncAgentClient, Conversations, RetryPolicy
+from sessionforce.emulator import RunningEmulator
+from sessionforce.errors import BadRequest, ConnectionFailed, DeliveryUnknown
+from sessionforce.store import SQLiteStore
+from tests.support import Admin, client_kwargs
 from tests.telemetry.otel import Otel, point
 
 
@@ -80,3 +85,37 @@ async def test_sessions_open_counts_up_and_down(traced: Conversations, otel: Ote
     assert points[point("sessionforce.sessions.started", reason="new")] == 3
     assert points[point("sessionforce.sessions.ended", reason="UserRequest")] == 1
     assert point("sessionforce.turns", outcome="answered", stream=False) not in points  # start() is no turn
+
+
+async def test_a_refused_connection_is_retried_with_cause_connect() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    otel = Otel()
+    try:
+        async with AsyncAgentClient(
+            my_domain=f"http://127.0.0.1:{port}", client_id="id", client_secret="not-used", agent_id="0XxNOBODY",
+            retry=RetryPolicy(max_retries=2, backoff_initial=0.01), telemetry=otel.telemetry,
+        ) as client:
+            with pytest.raises(ConnectionFailed):
+                await client.start_session()
+        assert otel.points() == {point("sessionforce.http.retries", cause="connect"): 2}
+        attempts = otel.named("POST /services/oauth2/token")
+        assert [dict(s.attributes or {})["sessionforce.retry.verdict"] for s in attempts] == ["retry"] * 3
+        assert {dict(s.attributes or {})["error.type"] for s in attempts} == {"ConnectionFailed"}
+    finally:
+        otel.shutdown()
+
+
+async def test_the_store_label_names_the_store(emu: RunningEmulator, tmp_path: Path) -> None:
+    otel = Otel()
+    try:
+        async with AsyncAgentClient(**client_kwargs(emu), telemetry=otel.telemetry) as client, \
+                Conversations(client, store=SQLiteStore(tmp_path / "s.db")) as conversations:
+            await conversations.get("sqlite").send("hello")
+        stores = {dict(key)["store"] for name, key in otel.points() if name == "sessionforce.store.operation.duration"}
+        assert stores == {"sqlite"}
+        assert {dict(s.attributes or {}).get("sessionforce.store") for s in otel.spans()
+                if s.name.startswith("store ")} == {"sqlite"}
+    finally:
+        otel.shutdown()
