@@ -1,5 +1,8 @@
 """Log context: ``externalSessionKey``, ``sessionId`` and ``sequenceId`` on every sessionforce log record.
 
+Each id is there under its snake_case name too (``conversation_id``, ``external_session_key``,
+``session_id``, ``sequence_id``, ``agent_id``): the names structured-log formatters emit (docs/observability.md).
+
 The conversation layer sets the context for the duration of a turn (a contextvar, so concurrent turns on
 one event loop never see each other's ids); every module logs with ``extra=log_context()``. The library
 configures no handlers.
@@ -12,13 +15,20 @@ from typing import Any
 
 __all__ = ["enter_log_context", "log_context", "restore_log_context", "update_log_context"]
 
-_EMPTY: dict[str, Any] = {"externalSessionKey": None, "sessionId": None, "sequenceId": None, "conversationId": None}
+_SNAKE = {
+    "externalSessionKey": "external_session_key", "sessionId": "session_id", "sequenceId": "sequence_id",
+    "conversationId": "conversation_id", "agentId": "agent_id",
+}
+_EMPTY: dict[str, Any] = dict.fromkeys(_SNAKE)
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("sessionforce_log_context", default=_EMPTY)
 
 
 def log_context() -> dict[str, Any]:
-    """The ids of the turn being run, for ``logger.x(..., extra=log_context())``."""
-    return _context.get()
+    """The ids of the turn being run, under both names, for ``logger.x(..., extra=log_context())`` (a new
+    dict: made only when a record is logged, so the turns pay nothing for the second names)."""
+    ids = _context.get()
+    return {**ids, **{snake: ids.get(key) for key, snake in _SNAKE.items()}}
 
 
 def enter_log_context(**ids: Any) -> contextvars.Token[dict[str, Any]]:

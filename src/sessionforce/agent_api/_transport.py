@@ -32,10 +32,12 @@ from sessionforce.agent_api._retry import (
     locked_delay,
     parse_retry_after,
     verdict,
+    verdict_name,
 )
 from sessionforce.errors import InvalidArgument, SessionforceError
 from sessionforce.errors._build import client_closed, protocol_error, session_locked
 from sessionforce.errors._redact import remember_secret
+from sessionforce.telemetry import Telemetry
 
 __all__ = ["API_PREFIX", "DEFAULT_BASE_URL", "RawResponse", "Timeouts", "Transport"]
 
@@ -109,6 +111,7 @@ class Transport:
     """Owns the pooled ``aiohttp.ClientSession`` and runs every request through one retry loop.
 
     ``clock``, ``sleep`` and ``rng`` are injectable: the retry and 423 waits use nothing else.
+    ``telemetry``: where each attempt's span and the retry metrics go.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class Transport:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.token_provider = token_provider
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -134,6 +138,7 @@ class Transport:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.telemetry = telemetry or Telemetry()
         self._closed = False
         self._known_token: AccessToken | None = None
         # A request's read timeout bounds the whole request (one timer), not the time between bytes:
@@ -276,7 +281,8 @@ class Transport:
                     self._known_token = token
             retry_after: float | None = None
             try:
-                outcome = await self._attempt(request, token)
+                attempt_call = self._attempt(request, token)
+                outcome = await self.telemetry.http_attempt(attempt_call, request, self.api_base(token), verdict_name)
             except _AttemptFailed as failed:
                 decision = verdict(status=None, failure=failed.failure, idempotent=request.idempotent)
                 if decision is Verdict.RAISE:
@@ -317,6 +323,7 @@ class Transport:
                 if delay is None:
                     raise session_locked(error, waited=now - locked_since, budget=self.retry.locked_wait)
                 locked_waits += 1
+                self.telemetry.locked_wait()
                 self._log_wait(request, delay, f"the session is locked (423), wait {locked_waits}", error)
                 await self.sleep(delay)
                 continue
@@ -328,6 +335,7 @@ class Transport:
                     return error_response
                 raise error
             attempt += 1
+            self.telemetry.retried(error_response.status if error_response is not None else None, error)
             self._log_wait(request, delay, f"attempt {attempt} of {self.retry.max_retries}", error)
             await self.sleep(delay)
 

@@ -37,6 +37,7 @@ from sessionforce.lifecycle._outcomes import _TurnSteps
 from sessionforce.lifecycle._replies import ConversationReply, ConversationStream
 from sessionforce.lifecycle._turn import Turn
 from sessionforce.store import ConversationRecord, PendingTurn, SessionState, Store, TranscriptEntry
+from sessionforce.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from sessionforce.agent_api import AsyncAgentClient
@@ -68,6 +69,7 @@ class Conversation(_TurnSteps):
         agent_id: str | None = None,
         options: ConversationOptions | None = None,
         hooks: Hooks | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not isinstance(conversation_id, str) or not conversation_id.strip():
             raise InvalidArgument(f"conversation_id must be a non-empty string, got {conversation_id!r}.")
@@ -81,6 +83,7 @@ class Conversation(_TurnSteps):
         self._agent_id = agent_id
         self._locks = locks
         self._lock_key = f"{id(store)}:{conversation_id}"
+        self._telemetry = telemetry or client.telemetry
 
     def __repr__(self) -> str:
         return f"Conversation({self.conversation_id!r})"
@@ -134,7 +137,7 @@ class Conversation(_TurnSteps):
         in_reply_to: str | None = None,
     ) -> ConversationReply:
         """Send one user turn and return the agent's reply. Turns queue up and run one at a time."""
-        async with self._new_turn(text, variables, message_type, in_reply_to) as turn:
+        async with self._new_turn(text, variables, message_type, in_reply_to, stream=False) as turn:
             await self._prepare(turn)
             while True:
                 pending = turn.pending
@@ -160,7 +163,9 @@ class Conversation(_TurnSteps):
     ) -> ConversationStream:
         """Send one user turn and yield its events as they arrive; the last is an
         :class:`~sessionforce.agent_api.EndOfTurnEvent` whose ``reply`` is a :class:`ConversationReply`."""
-        return ConversationStream(self._streamed_turn(self._new_turn(text, variables, message_type, in_reply_to)))
+        return ConversationStream(
+            self._streamed_turn(self._new_turn(text, variables, message_type, in_reply_to, stream=True))
+        )
 
     async def end(self, end_reason: EndReason = "UserRequest") -> bool:
         """End the live server session, if any. Returns whether one was open. An already expired session
@@ -228,10 +233,12 @@ class Conversation(_TurnSteps):
         variables: tuple[VariableInput, ...] | list[VariableInput],
         message_type: MessageType,
         in_reply_to: str | None,
+        *,
+        stream: bool,
     ) -> Turn:
         if not isinstance(text, str):
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}.")
-        return Turn(self, text, variables, message_type, in_reply_to)
+        return Turn(self, text, variables, message_type, in_reply_to, stream)
 
     async def _streamed_turn(self, turn: Turn) -> AsyncGenerator[StreamEvent | ConversationReply, None]:
         """:meth:`send`, with the reply's events yielded as they arrive (the same steps; only the wire call
@@ -249,6 +256,7 @@ class Conversation(_TurnSteps):
                         # receive() hands the Reply itself at the end of turn: the conversation's
                         # EndOfTurnEvent (with its ConversationReply) is built once, by ConversationStream.
                         item = await stream.receive()
+                        turn.trace.first_event()
                         while not isinstance(item, Reply):
                             yield item
                             item = await stream.receive()
