@@ -211,6 +211,8 @@ class RedisStore(Store):
         (``wait_replicas`` when not waiting)."""
         if not self._wait_replicas:
             return await self._io(script(keys=keys, args=args), doing), 0
+        if self._cluster:  # the slot map names the node to WAIT on (a no-op once the client knows it)
+            await self._io(self._client.initialize(), doing)
         for _ in range(2):  # a second time after loading a script the server did not know
             pipe = self._client.pipeline(transaction=False)
             pipe.evalsha(script.sha, len(keys), *keys, *args)

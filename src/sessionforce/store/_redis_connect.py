@@ -80,8 +80,10 @@ def retry_policy() -> Retry:
 def describe(client: Any) -> str:
     """Where ``client`` points, never with a password."""
     if isinstance(client, RedisCluster):
-        seeds = ",".join(f"{n.host}:{n.port}" for n in client.nodes_manager.startup_nodes.values())
-        return f"{'rediss' if client.connection_kwargs.get('ssl') else 'redis'}+cluster://{seeds}"
+        seeds = ",".join(f"[{n.host}]:{n.port}" if ":" in n.host else f"{n.host}:{n.port}"
+                         for n in client.nodes_manager.startup_nodes.values())
+        tls = "SSL" in getattr(client.connection_kwargs.get("connection_class"), "__name__", "")
+        return f"{'rediss' if tls else 'redis'}+cluster://{seeds}"
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     tls = "SSL" in pool.connection_class.__name__
@@ -189,6 +191,9 @@ def connect(url: str, given: dict[str, Any], client_kwargs: dict[str, Any]) -> C
     hosts = _hosts(url, netloc, 6379 if cluster else 26379, example)
     tls = scheme.startswith("rediss")
     if cluster:
+        if "{" in options.prefix or "}" in options.prefix:
+            raise _bad(url, "has a prefix with braces; in a cluster the store names hash slots with {...} itself",
+                       "a prefix without { or }")
         if parts.path not in ("", "/", "/0"):
             raise _bad(url, "names a database; a Redis Cluster has only database 0", _CLUSTER_EXAMPLE)
         client = RedisCluster(
