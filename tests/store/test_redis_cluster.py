@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -209,3 +210,59 @@ def test_cluster_urls_are_parsed_and_bad_ones_refused_without_the_password() -> 
             open_store(bad)
         assert says in str(caught.value)
         assert "hunter2secret" not in str(caught.value)
+
+
+async def _turn(store: RedisStore, cid: str, owner: str) -> int:
+    lease = await store.acquire(cid, owner=owner, ttl=30.0, wait=30.0)
+    saved = await store.save(await store.load(cid) or record(cid), lease=lease, release=True)
+    return saved.version
+
+
+async def test_a_thousand_concurrent_turns_queue_for_connections_instead_of_failing(cluster: RedisCluster) -> None:
+    """redis-py's cluster client raises MaxConnectionsError once a node's connections are all in use; the
+    store bounds the calls in flight (pool_max) and queues the rest, so a burst never fails for it."""
+    store = RedisStore.from_url(f"{cluster.url}?pool_max=8", prefix=unique_prefix())
+    try:
+        versions = await asyncio.gather(*(_turn(store, f"c{i % 250}", f"w{i}") for i in range(1000)))
+        assert sorted(versions) == sorted([1, 2, 3, 4] * 250)
+        node_pools = store._client.get_nodes()
+        assert max(len(node._connections) for node in node_pools) <= 9
+    finally:
+        await store.aclose()
+    starved = RedisStore.from_url(f"{cluster.url}?pool_max=1&pool_timeout=0.05", prefix=unique_prefix())
+    try:
+        results = await asyncio.gather(*(starved.load(f"c{i}") for i in range(200)), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, StoreUnavailable)]
+        assert failures, "200 loads on one connection within 0.05 s each should not all have fitted"
+        assert "out of connections: all 1 in use for 0.05 s" in str(failures[0])
+        assert "raise pool_max" in str(failures[0])
+        assert all(r is None or isinstance(r, StoreUnavailable) for r in results)
+    finally:
+        await starved.aclose()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize("scheme", ["redis+cluster", "redis+sentinel"])
+async def test_no_reachable_node_is_store_unavailable_naming_the_store_without_the_password(scheme: str) -> None:
+    ports = f"127.0.0.1:{_closed_port()},127.0.0.1:{_closed_port()}"
+    service = "/mymaster" if scheme == "redis+sentinel" else ""
+    store = RedisStore.from_url(f"{scheme}://:hunter2secret@{ports}{service}?socket_connect_timeout=0.5")
+    try:
+        for call in (store.load("c1"), store.acquire("c1", owner="me", ttl=1, wait=0), store.save(record("c1"))):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert time.monotonic() - started < 5.0
+            message = str(caught.value)
+            assert f"Redis at {scheme}://{ports}{service}" in message
+            assert "hunter2secret" not in message
+            assert caught.value.delivery is None  # the store cannot know what became of a turn: the lifecycle says
+            assert len(message) < 800
+    finally:
+        await store.aclose()

@@ -43,9 +43,7 @@ from itertools import count
 from typing import Any, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ClusterError, NoScriptError, RedisClusterException, RedisError, TryAgainError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 
 from sessionforce.errors import InvalidArgument
 from sessionforce.errors._build import corrupt_record, lease_lost, stale_record, store_unavailable, unstorable
@@ -55,6 +53,7 @@ from sessionforce.store._lease_wait import check_ttl, check_write
 from sessionforce.store._protocol import Store
 from sessionforce.store._records import ConversationRecord, ConversationStatus, Held, Lease, TranscriptEntry
 from sessionforce.store._redis_connect import Options, connect, describe
+from sessionforce.store._redis_errors import LOWER_ERRORS, out_of_connections, redis_failure
 from sessionforce.store._redis_keys import KeyLayout
 from sessionforce.store._redis_list import list_status
 from sessionforce.store._redis_listen import ReleaseListener
@@ -62,8 +61,6 @@ from sessionforce.store._redis_listen import ReleaseListener
 __all__ = ["RedisStore"]
 
 T = TypeVar("T")
-
-_FAILING_OVER = (ClusterError, TryAgainError, RedisClusterException)
 
 
 def _text(value: bytes | str) -> str:
@@ -175,31 +172,22 @@ class RedisStore(Store):
 
     async def _io(self, call: Awaitable[T], doing: str) -> T:
         """Await one Redis call (at most ``pool_max`` at once), turning its failures into our errors."""
-        if self._slots.locked():  # all in use: wait a bounded time for one
-            try:
+        try:
+            if self._slots.locked():  # all in use: wait a bounded time for one
                 async with asyncio.timeout(self._pool_timeout):
                     await self._slots.acquire()
-            except TimeoutError:
-                if asyncio.iscoroutine(call):
-                    call.close()
-                cause = f"out of connections: all {self._pool_max} in use for {self._pool_timeout:g} s"
-                raise store_unavailable(f"Redis at {self._where}", doing, cause,
-                                        advice="raise pool_max (in the store URL) or lower the load") from None
-        else:
-            await self._slots.acquire()
+            else:
+                await self._slots.acquire()
+        except BaseException as exc:  # timed out or cancelled: the call is never made
+            if asyncio.iscoroutine(call):
+                call.close()
+            if not isinstance(exc, TimeoutError):
+                raise
+            raise out_of_connections(self._where, doing, self._pool_max, self._pool_timeout) from None
         try:
             return await call
-        except (RedisError, RedisClusterException) as exc:
-            cause = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-                cause = f"it cannot be reached or did not answer in time; {cause}"
-                advice = "check that Redis runs and that the store URL (SESSIONFORCE_STORE) points to it, then retry"
-            elif isinstance(exc, _FAILING_OVER) or "READONLY" in str(exc) or "MASTERDOWN" in str(exc):
-                cause = f"the cluster is failing over or moving slots; {cause}"
-                advice = "retry in a moment (a failover takes seconds); if it lasts, check the cluster's state"
-            else:
-                advice = "check the Redis server's version and that no other data uses this key prefix"
-            raise store_unavailable(f"Redis at {self._where}", doing, cause, advice=advice) from exc
+        except LOWER_ERRORS as exc:
+            raise redis_failure(exc, self._where, doing) from exc
         except UnicodeEncodeError as exc:  # a str that is not Unicode text (a lone surrogate) cannot be sent
             raise unstorable(f"conversation id {exc.object!r}", exc) from None
         finally:
