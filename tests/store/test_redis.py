@@ -213,3 +213,46 @@ async def test_a_conversation_id_that_is_not_unicode_text_is_invalid_argument(st
         await store.save(record("fine"), transcript=[TranscriptEntry(kind="turn", at=1.0, text="bad \ud800")])
     assert await store.load("fine") is None
     assert (await store.save(record("fine"))).version == 1  # the connection is still good
+
+
+# -- issue 19: what a single Redis keeps from before, and bursts --------------------------------------------
+
+
+async def test_records_written_by_earlier_versions_are_read_listed_and_carried_on(
+    redis_url: str, redis_prefix: str, raw: aioredis.Redis
+) -> None:
+    """One primary keeps the key layout every earlier version wrote (only a cluster uses hash tags), so an
+    upgrade reads what is stored: the keys below are written by hand exactly as the previous version did."""
+    p = redis_prefix
+    old = record("ticket-7", version=3, last_activity_at=50.0)
+    await raw.set(f"{p}rec:ticket-7", old.to_json(), px=60_000)
+    await raw.rpush(f"{p}tx:ticket-7", TranscriptEntry(kind="turn", at=1.0, text="before").to_json())
+    await raw.set(f"{p}fence:ticket-7", "9" * 17, px=60_000)  # a fence from the future: must stay dead
+    await raw.zadd(f"{p}idx:idle", {"ticket-7": 50.0})
+    store = RedisStore.from_url(redis_url, prefix=p)
+    try:
+        assert await store.load("ticket-7") == old
+        assert [r.conversation_id for r in await store.list_conversations()] == ["ticket-7"]
+        lease = await store.acquire("ticket-7", owner="new-version", ttl=5.0, wait=0)
+        assert lease.fence == 10**17  # above the stored counter
+        saved = await store.save(old.replace(turns=1), lease=lease, transcript=[TranscriptEntry(kind="turn", at=2.0)],
+                                 release=True)
+        assert saved.version == 4
+        assert [e.text for e in await store.transcript("ticket-7")] == ["before", None]
+        assert await raw.zscore(f"{p}idx:idle", "ticket-7") == 50.0
+        kept = [f"{p}{kind}:ticket-7" for kind in ("rec", "tx", "fence", "wid")] + [f"{p}idx:idle"]
+        assert sorted(await raw.keys(f"{p}*")) == sorted(kept)
+    finally:
+        await store.aclose()
+
+
+async def test_a_burst_of_a_thousand_calls_queues_for_connections(redis_url: str, redis_prefix: str) -> None:
+    """redis-py's asyncio pool raises MaxConnectionsError past its size (the previous version failed 900 of
+    these 1000 loads); the store bounds its calls in flight (pool_max) and queues the rest."""
+    store = RedisStore.from_url(f"{redis_url}?pool_max=4", prefix=redis_prefix)
+    try:
+        assert await asyncio.gather(*(store.load(f"c{i}") for i in range(1000))) == [None] * 1000
+        assert len(store._client.connection_pool._in_use_connections) + len(
+            store._client.connection_pool._available_connections) <= 5
+    finally:
+        await store.aclose()

@@ -2,7 +2,8 @@
 
 Choose one by URL (``store=`` or ``SESSIONFORCE_STORE``): ``memory://``, ``sqlite:///path/to/file.db``
 (the default, a file under the user's data directory), ``redis://host:port/db`` (optionally
-``?prefix=myapp:`` to keep several apps apart in one Redis; keys default to ``sessionforce:``), or
+``?prefix=myapp:`` to keep several apps apart in one Redis; keys default to ``sessionforce:``; a cluster as
+``redis+cluster://host1:port,host2:port``, Sentinel as ``redis+sentinel://s1:port,s2:port/service``), or
 ``postgresql://user:password@host:5432/dbname`` (optionally ``?schema=myapp``; default ``sessionforce``).
 """
 
@@ -12,7 +13,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 
@@ -57,7 +57,12 @@ __all__ = [
     "open_store",
 ]
 
-_SCHEMES = "memory://, sqlite:///path/to/file.db, redis://host:6379/0 or postgresql://user@host:5432/dbname"
+_SCHEMES = (
+    "memory://, sqlite:///path/to/file.db, redis://host:6379/0 (redis+cluster://host1:6379,host2:6379 for a "
+    "cluster, redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster for Sentinel) or "
+    "postgresql://user@host:5432/dbname"
+)
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel")
 
 
 def __getattr__(name: str) -> Any:
@@ -110,24 +115,11 @@ def open_store(url: str | None = None) -> Store:
                 "(three slashes, then the path)."
             )
         return SQLiteStore(rest[1:] if rest.startswith("//") else rest)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in _REDIS_SCHEMES:
         from sessionforce.store._redis import RedisStore
 
-        # Our own query parameter (the rest of the URL is redis-py's): a key prefix per app or environment.
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:
-            raise ConfigError(
-                f"Store URL {shown!r} ({STORE_ENV}) is not a valid Redis URL ({exc}). "
-                "What to do: use redis://host:6379/0 (a password before the host, ending in @; an IPv6 host in "
-                "brackets: redis://[::1]:6379/0)."
-            ) from None
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        prefixes = [v for k, v in query if k == "prefix"]
-        rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "prefix"])))
-        return _naming_source(
-            lambda: RedisStore.from_url(rest, prefix=prefixes[-1]) if prefixes else RedisStore.from_url(rest), label
-        )
+        # The whole URL, our query parameters (prefix, wait_replicas, ...) included: the Redis store reads it.
+        return _naming_source(lambda: RedisStore.from_url(url), label)
     if scheme in ("postgresql", "postgres"):
         from sessionforce.store._postgres import PostgresStore
 

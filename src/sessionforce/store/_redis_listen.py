@@ -6,6 +6,10 @@ One pub/sub connection per store object, subscribed to a conversation's channel 
 waits for it (a process receives only the releases it waits for). Best effort by design: a notification
 missed (published before the subscription landed, or while the connection was down) only means the waiter
 wakes at its next poll, which the shared lease-wait loop keeps short.
+
+In a cluster the channels are sharded (``SSUBSCRIBE``: a release is published only on the node that owns
+its conversation's slot, never broadcast to every node), and redis-py's cluster pub/sub keeps one
+connection per node it subscribed on, following a slot to its new owner after a failover.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
-
 __all__ = ["ReleaseListener"]
 
 logger = logging.getLogger("sessionforce.store")
@@ -26,6 +28,8 @@ _SUBSCRIBE_WITHIN = 0.5
 """Seconds a subscription may take before the waiter just polls."""
 _PAUSE_AFTER_FAILURE = 1.0
 """Seconds waiters only poll after the pub/sub connection failed (Redis down: no reconnect storm)."""
+_SHARD_POLL = 0.05
+"""Seconds one read of the cluster's per-node connections waits (redis-py polls them in turn)."""
 
 
 @dataclass(slots=True)
@@ -37,8 +41,9 @@ class _Waiting:
 class ReleaseListener:
     """Per-conversation release notifications for :class:`~sessionforce.store.RedisStore` waiters."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Any, *, sharded: bool = False) -> None:
         self._client = client
+        self._sharded = sharded
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[str, _Waiting] = {}
@@ -84,8 +89,8 @@ class ReleaseListener:
                     self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 if self._idle:
                     idle, self._idle = list(self._idle), set()
-                    await self._pubsub.unsubscribe(*idle)
-                await self._pubsub.subscribe(channel)
+                    await (self._pubsub.sunsubscribe if self._sharded else self._pubsub.unsubscribe)(*idle)
+                await (self._pubsub.ssubscribe if self._sharded else self._pubsub.subscribe)(channel)
         except Exception as exc:  # Redis down, frozen or refusing: the waiters poll
             logger.debug("release notifications paused: %s: %s", type(exc).__name__, exc)
             await self._reset(loop.time() + _PAUSE_AFTER_FAILURE)
@@ -97,7 +102,13 @@ class ReleaseListener:
     async def _read(self, pubsub: Any) -> None:
         while True:
             try:
-                message = await pubsub.get_message(timeout=None)
+                if self._sharded:
+                    started = asyncio.get_running_loop().time()
+                    message = await pubsub.get_sharded_message(timeout=_SHARD_POLL)
+                    if message is None and asyncio.get_running_loop().time() - started < _SHARD_POLL / 2:
+                        await asyncio.sleep(_SHARD_POLL)  # nothing subscribed right now: no busy loop
+                else:
+                    message = await pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -105,7 +116,7 @@ class ReleaseListener:
                 if pubsub is self._pubsub:
                     await self._reset(asyncio.get_running_loop().time() + _PAUSE_AFTER_FAILURE)
                 return
-            if message is not None and message.get("type") == "message":
+            if message is not None and message.get("type") in ("message", "smessage"):
                 channel = message["channel"]
                 self.wake(channel.decode() if isinstance(channel, bytes) else channel)
 

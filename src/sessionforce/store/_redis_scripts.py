@@ -10,11 +10,16 @@ each script is harmless when it runs twice: a write carries a write id that it l
 a minute, and a second run of the same write finds it there and reports success without writing again;
 an acquire finds its own owner's lease and takes it again with a new fence; renew, release and delete
 do nothing new the second time.
+
+Every script touches the keys of one conversation (and its bucket's indexes) only: one hash slot in a
+cluster (:mod:`._redis_keys`). A release is published with the command the caller names: ``PUBLISH`` on a
+single primary, ``SPUBLISH`` (sharded pub/sub, Redis 7) in a cluster, where a classic ``PUBLISH`` would be
+broadcast to every node.
 """
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE", "APPEND", "PRUNE", "RELEASE", "RENEW", "SAVE", "WRITE_ID_TTL_MS"]
+__all__ = ["ACQUIRE", "APPEND", "DELETE", "PRUNE", "RELEASE", "RENEW", "SAVE", "WRITE_ID_TTL_MS"]
 
 WRITE_ID_TTL_MS = 60_000
 """How long a write's id stays to recognise its resends (they run within seconds of the first)."""
@@ -36,7 +41,7 @@ return {1, fence}
 
 # KEYS: rec, lease, tx, wid, idx of the new status, idx of every other status.
 # ARGV: expected version, json, lease "owner|fence" ('' = unfenced), retention_ms, id, score,
-#       release ('1' = give the lease up), write id, channel, transcript entries...
+#       release ('1' = give the lease up), write id, channel, publish command, transcript entries...
 # -> {1} | {-1} lease lost | {-2, stored version} | {-3} stored record unreadable
 SAVE = f"""
 if redis.call('GET', KEYS[4]) == ARGV[8] then return {{1}} end
@@ -50,13 +55,13 @@ if current then
 end
 if stored ~= tonumber(ARGV[1]) then return {{-2, stored}} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
-for i = 10, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+for i = 11, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 for i = 6, #KEYS do redis.call('ZREM', KEYS[i], ARGV[5]) end
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5])
 if ARGV[7] == '1' then
   redis.call('DEL', KEYS[2])
-  redis.call('PUBLISH', ARGV[9], '')
+  redis.call(ARGV[10], ARGV[9], '')
 end
 redis.call('SET', KEYS[4], ARGV[8], 'PX', {WRITE_ID_TTL_MS})
 return {{1}}
@@ -76,12 +81,20 @@ return 1
 # KEYS: lease. ARGV: exact "owner|fence", ttl_ms. -> 1 | 0
 RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 
-# KEYS: lease. ARGV: exact "owner|fence", channel. -> 1 | 0
+# KEYS: lease. ARGV: exact "owner|fence", channel, publish command. -> 1 | 0
 RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[2], '')
+redis.call(ARGV[3], ARGV[2], '')
 return 1
+"""
+
+# KEYS: rec, tx, lease, wid, every status index of the bucket. ARGV: id, channel, publish command.
+# The fence counter stays: fences handed out stay dead.
+DELETE = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call(ARGV[3], ARGV[2], '')
 """
 
 # KEYS: rec keys..., idx. ARGV: ids (same order). Unlists ids whose record is (still) gone.
