@@ -184,7 +184,8 @@ def test_show_names_the_store_in_use_wherever_it_comes_from(cli: Cli) -> None:
     cli.env.pop("SESSIONFORCE_STORE", None)
     shown = cli.run("config", "show")
     default_row = next(line for line in shown.stdout.splitlines() if line.startswith("store"))
-    assert "sqlite:///" in default_row and "default" in default_row, shown.stdout
+    assert "sqlite:///" in default_row, shown.stdout
+    assert "default" in default_row, shown.stdout
     cli.env["SESSIONFORCE_STORE"] = "redis://:pw-4711-secret@127.0.0.1:6379/3"
     shown = cli.run("config", "show")
     store_row = next(line for line in shown.stdout.splitlines() if line.startswith("store"))
