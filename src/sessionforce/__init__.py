@@ -183,6 +183,9 @@ if TYPE_CHECKING:  # for type checkers only (``X as X``: re-exported); at run ti
     from sessionforce.store import (
         open_store as open_store,
     )
+    from sessionforce.telemetry import (
+        Telemetry as Telemetry,
+    )
 
 _EXPORTS: dict[str, str] = {
     "APIStatusError": "sessionforce.errors",
@@ -233,6 +236,7 @@ _EXPORTS: dict[str, str] = {
     "StreamEvent": "sessionforce.agent_api",
     "StreamInterrupted": "sessionforce.errors",
     "SyncMessageStream": "sessionforce.blocking",
+    "Telemetry": "sessionforce.telemetry",
     "TextChunkEvent": "sessionforce.agent_api",
     "Timeouts": "sessionforce.agent_api",
     "TokenProvider": "sessionforce.agent_api",

@@ -34,6 +34,7 @@ from sessionforce.agent_api._transport import Timeouts, Transport
 from sessionforce.config import ClientSettings
 from sessionforce.errors import SessionNotFound
 from sessionforce.errors._build import protocol_error
+from sessionforce.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -69,6 +70,9 @@ class AsyncAgentClient:
     Settings come from the arguments, then the environment (``SF_MY_DOMAIN``, ``SF_CLIENT_ID``,
     ``SF_CLIENT_SECRET``, ``SF_AGENT_ID``, ``SESSIONFORCE_BASE_URL``, ...); a missing or malformed one
     raises :class:`~sessionforce.errors.ConfigError` here, naming it.
+
+    ``telemetry``: where HTTP attempt spans and retry metrics go (``None``: OpenTelemetry's global providers,
+    if the application set any; see docs/observability.md).
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class AsyncAgentClient:
         max_connections: int = 100,
         http_session: aiohttp.ClientSession | None = None,
         settings: ClientSettings | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings or ClientSettings.load(
             my_domain=my_domain,
@@ -98,6 +103,7 @@ class AsyncAgentClient:
         self.settings.require("my_domain")
         assert self.settings.my_domain is not None
         self.my_domain: str = self.settings.my_domain
+        self.telemetry = telemetry or Telemetry()
         self._transport = Transport(
             token_provider or token_provider_from(self.settings),
             base_url=self.settings.base_url,
@@ -105,6 +111,7 @@ class AsyncAgentClient:
             retry=retry or retry_policy_from(self.settings),
             max_connections=max_connections,
             session=http_session,
+            telemetry=self.telemetry,
         )
         self._agents = AgentResolver(self._transport, self.my_domain)
 

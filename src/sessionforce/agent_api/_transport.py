@@ -36,6 +36,7 @@ from sessionforce.agent_api._retry import (
 from sessionforce.errors import InvalidArgument, SessionforceError
 from sessionforce.errors._build import client_closed, protocol_error, session_locked
 from sessionforce.errors._redact import remember_secret
+from sessionforce.telemetry import Telemetry
 
 __all__ = ["API_PREFIX", "DEFAULT_BASE_URL", "RawResponse", "Timeouts", "Transport"]
 
@@ -109,6 +110,7 @@ class Transport:
     """Owns the pooled ``aiohttp.ClientSession`` and runs every request through one retry loop.
 
     ``clock``, ``sleep`` and ``rng`` are injectable: the retry and 423 waits use nothing else.
+    ``telemetry``: where each attempt's span and the retry metrics go.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Transport:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.token_provider = token_provider
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -134,6 +137,7 @@ class Transport:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self.telemetry = telemetry or Telemetry()
         self._closed = False
         self._known_token: AccessToken | None = None
         # A request's read timeout bounds the whole request (one timer), not the time between bytes:

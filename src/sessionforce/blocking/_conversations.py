@@ -17,6 +17,7 @@ from sessionforce.blocking._loop import EventLoopThread, blocking, blocking_stre
 from sessionforce.errors import ClientClosed, InvalidArgument
 from sessionforce.lifecycle import Conversation, Conversations, EventHook, EventKind, ResumePolicy, TurnReply
 from sessionforce.store import Store
+from sessionforce.telemetry import Telemetry
 
 __all__ = ["BlockingConversation", "BlockingConversations", "BlockingReply"]
 
@@ -121,12 +122,15 @@ class BlockingConversations:
         store: Store | str | None = None,
         resume: str | ResumePolicy | None = None,
         hooks: Iterable[tuple[EventKind | str, EventHook]] = (),
+        telemetry: Telemetry | None = None,
         **options: Any,
     ) -> None:
         self._owns_client = client is None
-        self._client = client if client is not None else AgentClient()
+        self._client = client if client is not None else AgentClient(telemetry=telemetry)
         self._runner = self._client.runner
-        self._async = Conversations(self._client.async_client, store=store, resume=resume, hooks=hooks, **options)
+        self._async = Conversations(
+            self._client.async_client, store=store, resume=resume, hooks=hooks, telemetry=telemetry, **options
+        )
 
     def __repr__(self) -> str:
         return f"BlockingConversations(client={self._client!r})"

@@ -37,6 +37,7 @@ from sessionforce.lifecycle._outcomes import _TurnSteps
 from sessionforce.lifecycle._replies import ConversationReply, ConversationStream
 from sessionforce.lifecycle._turn import Turn
 from sessionforce.store import ConversationRecord, PendingTurn, SessionState, Store, TranscriptEntry
+from sessionforce.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from sessionforce.agent_api import AsyncAgentClient
@@ -68,6 +69,7 @@ class Conversation(_TurnSteps):
         agent_id: str | None = None,
         options: ConversationOptions | None = None,
         hooks: Hooks | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not isinstance(conversation_id, str) or not conversation_id.strip():
             raise InvalidArgument(f"conversation_id must be a non-empty string, got {conversation_id!r}.")
@@ -81,6 +83,7 @@ class Conversation(_TurnSteps):
         self._agent_id = agent_id
         self._locks = locks
         self._lock_key = f"{id(store)}:{conversation_id}"
+        self._telemetry = telemetry or client.telemetry
 
     def __repr__(self) -> str:
         return f"Conversation({self.conversation_id!r})"

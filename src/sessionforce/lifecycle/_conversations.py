@@ -18,6 +18,7 @@ from sessionforce.lifecycle._locks import LocalLocks
 from sessionforce.lifecycle._options import ConversationOptions
 from sessionforce.lifecycle._resume import ResumePolicy, resume_policy
 from sessionforce.store import Store, open_store
+from sessionforce.telemetry import Telemetry
 
 __all__ = ["Conversations"]
 
@@ -31,6 +32,9 @@ class Conversations:
     ``hooks`` and ``options`` (the fields of :class:`ConversationOptions`) are the defaults of every
     conversation; :meth:`get` may override them per conversation.
 
+    ``telemetry``: where turn spans and the turn, session, lease and store metrics go (``None``: the
+    client's, which defaults to OpenTelemetry's global providers); handed to the client built here.
+
     The common path is one line: ``reply = await conversations.get("ticket-42").send("hi")``.
     """
 
@@ -41,6 +45,7 @@ class Conversations:
         store: Store | str | None = None,
         resume: str | ResumePolicy | None = None,
         hooks: Iterable[tuple[EventKind | str, EventHook]] = (),
+        telemetry: Telemetry | None = None,
         **options: Any,
     ) -> None:
         self._defaults: dict[str, Any] = dict(options)
@@ -50,7 +55,8 @@ class Conversations:
         # Checked now, so a typo fails here rather than on the first turn; shared when nothing overrides it.
         self._options = self._build_options(self._defaults) if self._defaults else None
         self._owns_client = client is None
-        self._client = client if client is not None else AsyncAgentClient()
+        self._client = client if client is not None else AsyncAgentClient(telemetry=telemetry)
+        self._telemetry = telemetry or self._client.telemetry
         self._store_url = store if isinstance(store, str) else None
         self._store: Store | None = None if isinstance(store, str) else store
         self._owns_store = False
@@ -63,6 +69,11 @@ class Conversations:
     def client(self) -> AsyncAgentClient:
         """The wire client conversations send with."""
         return self._client
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where turn spans and metrics go."""
+        return self._telemetry
 
     @property
     def store(self) -> Store:
@@ -104,6 +115,7 @@ class Conversations:
             agent_id=agent_id,
             options=settings,
             hooks=Hooks(all_hooks) if all_hooks else None,
+            telemetry=self._telemetry,
         )
 
     @staticmethod

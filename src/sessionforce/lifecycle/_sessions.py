@@ -36,6 +36,7 @@ from sessionforce.store import (
 
 if TYPE_CHECKING:
     from sessionforce.agent_api import AsyncAgentClient
+    from sessionforce.telemetry import Telemetry
 
 __all__ = ["END_FAILED", "_SessionSteps"]
 
@@ -51,7 +52,7 @@ class _SessionSteps:
 
     # Slots: a process may hold thousands of conversations at once.
     __slots__ = (
-        "_agent_id", "_hooks", "_lock_key", "_locks", "client", "conversation_id", "options", "store",
+        "_agent_id", "_hooks", "_lock_key", "_locks", "_telemetry", "client", "conversation_id", "options", "store",
     )
 
     client: AsyncAgentClient
@@ -62,6 +63,7 @@ class _SessionSteps:
     _agent_id: str | None
     _locks: LocalLocks
     _lock_key: str
+    _telemetry: Telemetry
 
     def _new_record(self) -> ConversationRecord:
         agent_id = self._agent_id or self.client.settings.agent_id
