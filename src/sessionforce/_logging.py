@@ -1,5 +1,8 @@
 """Log context: ``externalSessionKey``, ``sessionId`` and ``sequenceId`` on every sessionforce log record.
 
+Each id is there under its snake_case name too (``conversation_id``, ``external_session_key``,
+``session_id``, ``sequence_id``, ``agent_id``): the names structured-log formatters emit (docs/observability.md).
+
 The conversation layer sets the context for the duration of a turn (a contextvar, so concurrent turns on
 one event loop never see each other's ids); every module logs with ``extra=log_context()``. The library
 configures no handlers.
@@ -12,7 +15,20 @@ from typing import Any
 
 __all__ = ["enter_log_context", "log_context", "restore_log_context", "update_log_context"]
 
-_EMPTY: dict[str, Any] = {"externalSessionKey": None, "sessionId": None, "sequenceId": None, "conversationId": None}
+_SNAKE = {
+    "externalSessionKey": "external_session_key", "sessionId": "session_id", "sequenceId": "sequence_id",
+    "conversationId": "conversation_id", "agentId": "agent_id",
+}
+_EMPTY: dict[str, Any] = dict.fromkeys([*_SNAKE, *_SNAKE.values()])
+
+
+def _both_names(ids: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(ids.items()):
+        snake = _SNAKE.get(key)
+        if snake is not None:
+            ids[snake] = value
+    return ids
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("sessionforce_log_context", default=_EMPTY)
 
 
@@ -24,7 +40,7 @@ def log_context() -> dict[str, Any]:
 def enter_log_context(**ids: Any) -> contextvars.Token[dict[str, Any]]:
     """Set (some of) the ids in a fresh dict owned by the caller's block (a turn); returns what to give
     :func:`restore_log_context` afterwards."""
-    return _context.set({**_context.get(), **ids})
+    return _context.set({**_context.get(), **_both_names(ids)})
 
 
 def restore_log_context(token: contextvars.Token[dict[str, Any]]) -> None:
@@ -50,6 +66,6 @@ def update_log_context(**ids: Any) -> None:
     """
     current = _context.get()
     if current is _EMPTY:  # outside any block: never change the shared default
-        _context.set({**_EMPTY, **ids})
+        _context.set({**_EMPTY, **_both_names(ids)})
     else:
-        current.update(ids)
+        current.update(_both_names(ids))

@@ -29,6 +29,7 @@ __all__ = [
     "parse_retry_after",
     "should_retry",
     "verdict",
+    "verdict_name",
 ]
 
 
@@ -99,6 +100,14 @@ def verdict(*, status: int | None, failure: Failure | None, idempotent: bool) ->
     if status in _RETRY_ALWAYS or (idempotent and status in _RETRY_IF_IDEMPOTENT):
         return Verdict.RETRY
     return Verdict.RAISE
+
+
+def verdict_name(status: int | None, failure: Failure | None, idempotent: bool, authenticated: bool) -> str:
+    """The verdict on one attempt as its span tells it: ``refresh`` for a 401 on an authenticated call (the
+    token is refreshed and the request sent once more), else the verdict's value."""
+    if status == 401 and authenticated:
+        return "refresh"
+    return verdict(status=status, failure=failure, idempotent=idempotent).value
 
 
 def should_retry(*, status: int | None, failure: Failure | None, idempotent: bool) -> bool:

@@ -32,6 +32,7 @@ from sessionforce.agent_api._retry import (
     locked_delay,
     parse_retry_after,
     verdict,
+    verdict_name,
 )
 from sessionforce.errors import InvalidArgument, SessionforceError
 from sessionforce.errors._build import client_closed, protocol_error, session_locked
@@ -280,7 +281,8 @@ class Transport:
                     self._known_token = token
             retry_after: float | None = None
             try:
-                outcome = await self._attempt(request, token)
+                attempt_call = self._attempt(request, token)
+                outcome = await self.telemetry.http_attempt(attempt_call, request, self.api_base(token), verdict_name)
             except _AttemptFailed as failed:
                 decision = verdict(status=None, failure=failed.failure, idempotent=request.idempotent)
                 if decision is Verdict.RAISE:
@@ -321,6 +323,7 @@ class Transport:
                 if delay is None:
                     raise session_locked(error, waited=now - locked_since, budget=self.retry.locked_wait)
                 locked_waits += 1
+                self.telemetry.locked_wait()
                 self._log_wait(request, delay, f"the session is locked (423), wait {locked_waits}", error)
                 await self.sleep(delay)
                 continue
@@ -332,6 +335,7 @@ class Transport:
                     return error_response
                 raise error
             attempt += 1
+            self.telemetry.retried(error_response.status if error_response is not None else None, error)
             self._log_wait(request, delay, f"attempt {attempt} of {self.retry.max_retries}", error)
             await self.sleep(delay)
 

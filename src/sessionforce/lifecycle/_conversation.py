@@ -137,7 +137,7 @@ class Conversation(_TurnSteps):
         in_reply_to: str | None = None,
     ) -> ConversationReply:
         """Send one user turn and return the agent's reply. Turns queue up and run one at a time."""
-        async with self._new_turn(text, variables, message_type, in_reply_to) as turn:
+        async with self._new_turn(text, variables, message_type, in_reply_to, stream=False) as turn:
             await self._prepare(turn)
             while True:
                 pending = turn.pending
@@ -163,7 +163,9 @@ class Conversation(_TurnSteps):
     ) -> ConversationStream:
         """Send one user turn and yield its events as they arrive; the last is an
         :class:`~sessionforce.agent_api.EndOfTurnEvent` whose ``reply`` is a :class:`ConversationReply`."""
-        return ConversationStream(self._streamed_turn(self._new_turn(text, variables, message_type, in_reply_to)))
+        return ConversationStream(
+            self._streamed_turn(self._new_turn(text, variables, message_type, in_reply_to, stream=True))
+        )
 
     async def end(self, end_reason: EndReason = "UserRequest") -> bool:
         """End the live server session, if any. Returns whether one was open. An already expired session
@@ -231,10 +233,12 @@ class Conversation(_TurnSteps):
         variables: tuple[VariableInput, ...] | list[VariableInput],
         message_type: MessageType,
         in_reply_to: str | None,
+        *,
+        stream: bool,
     ) -> Turn:
         if not isinstance(text, str):
             raise InvalidArgument(f"text must be a string, got {type(text).__name__}.")
-        return Turn(self, text, variables, message_type, in_reply_to)
+        return Turn(self, text, variables, message_type, in_reply_to, stream)
 
     async def _streamed_turn(self, turn: Turn) -> AsyncGenerator[StreamEvent | ConversationReply, None]:
         """:meth:`send`, with the reply's events yielded as they arrive (the same steps; only the wire call
@@ -252,6 +256,7 @@ class Conversation(_TurnSteps):
                         # receive() hands the Reply itself at the end of turn: the conversation's
                         # EndOfTurnEvent (with its ConversationReply) is built once, by ConversationStream.
                         item = await stream.receive()
+                        turn.trace.first_event()
                         while not isinstance(item, Reply):
                             yield item
                             item = await stream.receive()

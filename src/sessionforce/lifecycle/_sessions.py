@@ -182,14 +182,15 @@ class _SessionSteps:
         if resume_reason is not None:
             history = []
             if policy.history_turns:
-                history = [e for e in await self.store.transcript(self.conversation_id) if e.kind == "turn"]
+                entries = await turn.trace.store("transcript", self.store.transcript(self.conversation_id))
+                history = [e for e in entries if e.kind == "turn"]
             plan = await policy.plan(ResumeContext(self.conversation_id, resume_reason, previous, history))
         key = record.external_session_key if not record.sessions else str(uuid.uuid4())
         variables = [*self.options.variables, *(plan.variables if plan else ())]
-        session = await self.client.start_session(
+        session = await turn.trace.session_start(self.client.start_session(
             record.agent_id, external_session_key=key, variables=variables, bypass_user=self.options.bypass_user,
             tz=self.options.tz, streaming=self.options.streaming,
-        )
+        ), resume_reason)
         now = self.options.clock()
         info = SessionInfo(session_id=session.session_id, external_session_key=key, started_at=now)
         started = turn.entry(
@@ -217,6 +218,7 @@ class _SessionSteps:
         return session.greeting
 
     async def _end_unrecorded_session(self, session_id: str) -> None:
+        self._telemetry.session_ended("Error")
         try:
             await self.client.end_session(session_id, "Error")
         except SessionforceError as exc:
@@ -297,3 +299,4 @@ class _SessionSteps:
             status=ConversationStatus.IDLE, session_id=None, sessions=sessions, log=[*log, ended], release=release,
             **changes,
         )
+        turn.trace.session_ended(end_reason)

@@ -15,6 +15,8 @@ from sessionforce.errors._build import turn_store_failure
 from sessionforce.lifecycle._locks import LocalLocks, TurnLock
 from sessionforce.lifecycle._options import ConversationOptions
 from sessionforce.store import ConversationRecord, PendingTurn, Store, TranscriptEntry
+from sessionforce.telemetry import Telemetry
+from sessionforce.telemetry._recorder import NOOP_TURN, TurnRecorder
 
 __all__ = ["Turn", "reply_messages"]
 
@@ -27,6 +29,7 @@ class _Owner(Protocol):
     options: ConversationOptions
     _locks: LocalLocks
     _lock_key: str
+    _telemetry: Telemetry
 
     def _new_record(self) -> ConversationRecord: ...
 
@@ -45,7 +48,8 @@ class Turn:
     ``interrupted`` (a turn a crashed sender left pending, reported before this one), ``greeting`` and
     ``resume_reason`` (of a session this turn had to start), ``pending`` (the turn as written ahead,
     with its sequenceId and session), ``started_at``, ``resent`` (already resent once after a 404) and
-    ``reply`` (the agent's answer, once it came).
+    ``reply`` (the agent's answer, once it came). ``trace`` records its span and metrics (``stream``: the
+    reply is streamed).
 
     A class with slots rather than ``@asynccontextmanager``: it runs on every turn, and a generator-based
     context manager costs an async generator (and the event loop's bookkeeping for it) each time.
@@ -53,7 +57,7 @@ class Turn:
 
     __slots__ = (
         "_log", "conversation", "greeting", "in_reply_to", "interrupted", "lock", "message_type", "pending",
-        "record", "reply", "resent", "resume_reason", "started_at", "text", "variables",
+        "record", "reply", "resent", "resume_reason", "started_at", "stream", "text", "trace", "variables",
     )
 
     record: ConversationRecord
@@ -66,8 +70,11 @@ class Turn:
         variables: Sequence[VariableInput] = (),
         message_type: MessageType = "Text",
         in_reply_to: str | None = None,
+        stream: bool = False,
     ) -> None:
         self.conversation = conversation
+        self.stream = stream
+        self.trace: TurnRecorder = NOOP_TURN
         self.text = text
         self.variables = variables
         self.message_type: MessageType = message_type
@@ -87,6 +94,7 @@ class Turn:
         options = conv.options
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.lock_wait
+        trace = self.trace = conv._telemetry.turn(conv.conversation_id, self.text, self.stream, conv.store)
         await conv._locks.acquire(conv._lock_key, options.lock_wait)
         lock = self.lock = TurnLock(
             conv.store, conv.conversation_id, ttl=options.lease_ttl, owner=conv._locks.owner, locks=conv._locks,
@@ -94,16 +102,19 @@ class Turn:
         )
         previous_log = enter_log_context(conversationId=conv.conversation_id)
         try:
-            await lock.acquire(wait=max(0.0, deadline - loop.time()))
-            record = await conv.store.load(conv.conversation_id)
+            await trace.lease(lock.acquire(wait=max(0.0, deadline - loop.time())))
+            record = await trace.store("load", conv.store.load(conv.conversation_id))
             self.record = record or conv._new_record()
             if record is None:
                 try:
                     await self.save()
                 except StaleRecord:
                     self.record = await conv._load_existing()
-            update_log_context(externalSessionKey=self.record.external_session_key, sessionId=self.record.session_id)
+            record = self.record
+            update_log_context(externalSessionKey=record.external_session_key, sessionId=record.session_id,
+                               agentId=record.agent_id)
         except BaseException as exc:
+            trace.end(exc, self)
             restore_log_context(previous_log)
             try:
                 await lock.release()
@@ -125,6 +136,7 @@ class Turn:
             await self.lock.release()
         finally:
             conv._locks.release(conv._lock_key)
+            self.trace.end(exc, self)
 
     # ------------------------------------------------------------------ writes under the lease
 
@@ -138,9 +150,9 @@ class Turn:
         lock = self.lock
         if release:
             lock.stop_renewing()
-        self.record = await self.conversation.store.save(
+        self.record = await self.trace.store("save", self.conversation.store.save(
             self.record.replace(**changes), lease=lock.held, transcript=log, release=release
-        )
+        ))
         if release:
             lock.given_up()
         return self.record
@@ -158,9 +170,9 @@ class Turn:
 
     async def log(self, kind: str, **fields: Any) -> None:
         """Append one transcript entry on its own (when there is no record change to go with it)."""
-        await self.conversation.store.append_transcript(
+        await self.trace.store("append", self.conversation.store.append_transcript(
             self.record.conversation_id, self.entry(kind, **fields), lease=self.lock.held
-        )
+        ))
 
 
 def reply_messages(reply: Reply) -> list[dict[str, Any]]:

@@ -9,10 +9,14 @@ the application has set real ones. Without ``opentelemetry-api`` installed, ever
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sessionforce._version import __version__
+from sessionforce.errors import ConnectionFailed
+from sessionforce.telemetry import _names as n
 from sessionforce.telemetry._instruments import Instruments, make_instruments
+from sessionforce.telemetry._recorder import NOOP_TURN, TurnRecorder
 
 try:  # the optional extra: sessionforce[otel]
     from opentelemetry import metrics as _metrics
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Tracer, TracerProvider
 
+    from sessionforce.telemetry._http import RequestView, Verdict
+
 __all__ = ["CAPTURE_CONTENT_ENV", "SCOPE", "Telemetry"]
 
 SCOPE = "sessionforce"
@@ -41,6 +47,10 @@ SCOPE = "sessionforce"
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """The GenAI instrumentations' switch for recording message content (off unless ``true``)."""
+
+T = TypeVar("T")
+
+_STORES = {"MemoryStore": "memory", "SQLiteStore": "sqlite", "RedisStore": "redis", "PostgresStore": "postgres"}
 
 _CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 
@@ -123,3 +133,61 @@ class Telemetry:
             return None
         self._instruments = instruments = make_instruments(provider.get_meter(SCOPE, __version__))
         return instruments
+
+    # ------------------------------------------------------------------ for sessionforce's own layers
+
+    def turn(self, conversation_id: str, text: str | None, stream: bool, store: object) -> TurnRecorder:
+        """The recorder of one conversation turn (``text`` ``None``: a turn that sends no message, e.g.
+        ``end()``): :data:`NOOP_TURN` when nothing records."""
+        tracer = self.tracer()
+        instruments = self.instruments()
+        if tracer is None and instruments is None:
+            return NOOP_TURN
+        from sessionforce.telemetry._turn import TurnTrace
+
+        kind = type(store).__name__
+        name = _STORES.get(kind) or kind.lower().removesuffix("store")
+        return TurnTrace(self, tracer, instruments, conversation_id, text, stream, name)
+
+    def http_attempt(
+        self, attempt: Awaitable[T], request: RequestView, base: str | None, verdict: Verdict
+    ) -> Awaitable[T]:
+        """``attempt`` (one HTTP request) inside its span; untouched when no tracer records."""
+        tracer = self.tracer()
+        if tracer is None:
+            return attempt
+        from sessionforce.telemetry._http import traced_attempt
+
+        return traced_attempt(tracer, attempt, request, base or "", verdict)
+
+    def retried(self, status: int | None, error: BaseException) -> None:
+        """A request is sent again after ``status`` (``None``: no answer; ``error`` says why)."""
+        instruments = self.instruments()
+        if instruments is not None:
+            failed_to = "connect" if isinstance(error, ConnectionFailed) else "timeout"
+            cause = str(status) if status is not None else failed_to
+            instruments.http_retries.add(1, {n.M_CAUSE: cause})
+
+    def locked_wait(self) -> None:
+        """A request waits out a 423 (the session busy with another request)."""
+        instruments = self.instruments()
+        if instruments is not None:
+            instruments.locked_waits.add(1)
+
+    def session_started(self, reason: str) -> None:
+        """A session was started (``reason``: ``new``, or why the last one was replaced)."""
+        instruments = self.instruments()
+        if instruments is not None:
+            attributes: dict[str, Any] = {n.M_REASON: reason}
+            instruments.sessions_started.add(1, attributes)
+            instruments.sessions_open.add(1)
+
+    def session_ended(self, end_reason: str | None) -> str:
+        """A session this process knew open was closed; returns the reason counted: the end reason sent, or
+        ``expired`` when the server had already dropped it."""
+        reason = "expired" if end_reason in ("Expired", "AlreadyGone") else end_reason or "unknown"
+        instruments = self.instruments()
+        if instruments is not None:
+            instruments.sessions_ended.add(1, {n.M_REASON: reason})
+            instruments.sessions_open.add(-1)
+        return reason
