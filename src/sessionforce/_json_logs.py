@@ -23,13 +23,14 @@ from sessionforce.errors._redact import scrub
 
 __all__ = ["CORRELATION_KEYS", "JSONFormatter", "TextFormatter", "current_trace_ids"]
 
-CORRELATION_KEYS = ("conversationId", "messageId", "externalSessionKey", "sessionId", "sequenceId", "agentId")
-"""The keys written, in the Agent API's own spelling (``sessionId``, ``sequenceId``, ``externalSessionKey``)."""
+CORRELATION_KEYS = ("conversation_id", "message_id", "external_session_key", "session_id", "sequence_id",
+                    "agent_id")
+"""The keys written, in snake case like ``trace_id`` / ``span_id`` (OpenTelemetry's log attributes' style)."""
 
-_ALIASES = {"conversation_id": "conversationId", "message_id": "messageId",
-            "external_session_key": "externalSessionKey", "session_id": "sessionId", "sequence_id": "sequenceId",
-            "agent_id": "agentId"}
-"""Records that carry a key in snake case (OpenTelemetry's style) are written under the same name."""
+_CAMEL = (("conversation_id", "conversationId"), ("message_id", "messageId"),
+          ("external_session_key", "externalSessionKey"), ("session_id", "sessionId"), ("sequence_id", "sequenceId"),
+          ("agent_id", "agentId"))
+"""Each key, and how a record's ``extra`` may spell it the Agent API's way (``sessionId``): written the same."""
 
 try:  # opentelemetry-api is optional: without it no span is ever current
     from opentelemetry import trace as _trace
@@ -53,15 +54,12 @@ def current_trace_ids() -> tuple[str, str] | None:
 
 def _correlation(record: logging.LogRecord) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    for key in CORRELATION_KEYS:
+    for key, camel in _CAMEL:
         value = getattr(record, key, None)
+        if value is None:
+            value = getattr(record, camel, None)
         if value is not None:
             found[key] = value
-    for alias, key in _ALIASES.items():
-        if key not in found:
-            value = getattr(record, alias, None)
-            if value is not None:
-                found[key] = value
     return found
 
 

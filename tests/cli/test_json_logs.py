@@ -27,16 +27,17 @@ def test_json_logs_of_a_resumed_chat_carry_the_correlation_keys(cli: Cli, emu: R
     for record in records:
         assert record["level"] == "info"
         assert record["logger"] == "sessionforce.conversation"
-        assert record["conversationId"] == "json-logs"
+        assert record["conversation_id"] == "json-logs"
         assert record["time"].endswith("Z")
         assert "trace_id" not in record  # no tracer provider: no span is current
     sessions = [s["sessionId"] for s in emu.call(lambda state: [x.summary() for x in state.sessions.values()])]
-    assert set(first) == {"time", "level", "logger", "message", "conversationId", "externalSessionKey", "sessionId"}
-    assert first["sessionId"] == sessions[0]
-    assert expired["sessionId"] == sessions[0]
-    assert expired["sequenceId"] == 2
-    assert resumed["sessionId"] == sessions[1]
-    assert resumed["externalSessionKey"] != first["externalSessionKey"]  # each session its own key
+    assert set(first) == {"time", "level", "logger", "message", "conversation_id", "external_session_key",
+                          "session_id", "agent_id"}
+    assert first["session_id"] == sessions[0]
+    assert expired["session_id"] == sessions[0]
+    assert expired["sequence_id"] == 2
+    assert resumed["session_id"] == sessions[1]
+    assert resumed["external_session_key"] != first["external_session_key"]  # each session its own key
 
 
 def test_text_stays_the_default_and_a_bad_format_is_a_usage_error(cli: Cli, emu: RunningEmulator) -> None:

@@ -99,10 +99,25 @@ def test_a_callers_traceparent_is_the_parent_of_the_gateways_span(traced: Runnin
     }
     assert fresh.parent is None
     assert fresh.context.trace_id != continued.context.trace_id
-    # Every span the turn made (the library's, when it records) belongs to the caller's trace.
-    in_trace = [s for s in spans.get_finished_spans() if format(s.context.trace_id, "032x") == TRACE_ID]
-    assert {s.context.span_id for s in in_trace if s.parent is not None and not s.parent.is_remote} <= {
-        s.context.span_id for s in in_trace}
+    # The library's turn span is the request span's child; its HTTP call to the Agent API is in the same trace.
+    in_trace = {s.context.span_id: s for s in spans.get_finished_spans()
+                if format(s.context.trace_id, "032x") == TRACE_ID}
+    turn = next(s for s in in_trace.values() if s.name.startswith("invoke_agent"))
+    assert turn.kind is SpanKind.CLIENT
+    assert turn.parent is not None
+    assert turn.parent.span_id == continued.context.span_id
+    assert dict(turn.attributes or {})["gen_ai.conversation.id"] == browser.conversation
+    call = next(s for s in in_trace.values() if s.name == "POST /sessions/{id}/messages/stream")
+    assert continued.context.span_id in _ancestors(call, in_trace)
+    assert all(continued.context.span_id in _ancestors(s, in_trace) for s in in_trace.values() if s is not continued)
+
+
+def _ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[int]:
+    found = []
+    while span.parent is not None and span.parent.span_id in by_id:
+        found.append(span.parent.span_id)
+        span = by_id[span.parent.span_id]
+    return found
 
 
 def test_failed_requests_are_spans_with_their_status_and_no_token(traced: RunningGateway,
@@ -146,6 +161,10 @@ def test_metrics_count_requests_streams_and_deduplicated_messages(gateway: Runni
          ("http_route", "/v1/conversations/{conversation_id}/events")): 1.0,
         (("http_request_method", get), ("http_response_status_code", "200"), ("http_route", "/metrics")): 1.0,
     }
+    # The library's own metrics, on the gateway's meter provider: the retry was no turn.
+    assert family(after, "sessionforce_turns_total") == {(("outcome", "answered"), ("stream", "true")): 2.0}
+    assert family(after, "sessionforce_sessions_started_total") == {(("reason", "new"),): 1.0}
+    assert family(after, "sessionforce_sessions_open") == {(): 1.0}
     assert [t["text"] for t in emu.counters()["turns"]] == ["hello", "what are your opening hours?"]  # no resend
     text = httpx.get(gateway.url + "/metrics").text
     assert browser.conversation not in text
@@ -190,10 +209,10 @@ def test_json_log_lines_carry_the_trace_of_the_request(traced: RunningGateway, s
         logger.setLevel(level)
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     answered = next(r for r in records if r["message"].startswith("message m-1 answered"))
-    assert set(answered) == {"time", "level", "logger", "message", "conversationId", "messageId",
-                             "externalSessionKey", "sessionId", "sequenceId", "trace_id", "span_id"}
+    assert set(answered) == {"time", "level", "logger", "message", "conversation_id", "message_id",
+                             "external_session_key", "session_id", "sequence_id", "trace_id", "span_id"}
     assert answered["trace_id"] == TRACE_ID
-    assert answered["conversationId"] == browser.conversation
+    assert answered["conversation_id"] == browser.conversation
     assert answered["level"] == "info"
     assert answered["logger"] == "sessionforce.gateway"
     assert answered["span_id"] in {format(s.context.span_id, "016x") for s in _server_spans(spans, 2)}
@@ -208,6 +227,6 @@ def test_the_root_log_format_option_reaches_serve(emu: RunningEmulator, tmp_path
         gateway.stop()
         records = [json.loads(line) for line in gateway.output().splitlines() if line.startswith("{")]
     answered = next(r for r in records if r["message"].startswith("message m-1 answered"))
-    assert answered["messageId"] == "m-1"
-    assert answered["conversationId"] == browser.conversation
+    assert answered["message_id"] == "m-1"
+    assert answered["conversation_id"] == browser.conversation
     assert "trace_id" not in answered  # no tracer provider configured: no span is current
