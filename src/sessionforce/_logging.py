@@ -19,28 +19,22 @@ _SNAKE = {
     "externalSessionKey": "external_session_key", "sessionId": "session_id", "sequenceId": "sequence_id",
     "conversationId": "conversation_id", "agentId": "agent_id",
 }
-_EMPTY: dict[str, Any] = dict.fromkeys([*_SNAKE, *_SNAKE.values()])
-
-
-def _both_names(ids: dict[str, Any]) -> dict[str, Any]:
-    for key, value in list(ids.items()):
-        snake = _SNAKE.get(key)
-        if snake is not None:
-            ids[snake] = value
-    return ids
+_EMPTY: dict[str, Any] = dict.fromkeys(_SNAKE)
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("sessionforce_log_context", default=_EMPTY)
 
 
 def log_context() -> dict[str, Any]:
-    """The ids of the turn being run, for ``logger.x(..., extra=log_context())``."""
-    return _context.get()
+    """The ids of the turn being run, under both names, for ``logger.x(..., extra=log_context())`` (a new
+    dict: made only when a record is logged, so the turns pay nothing for the second names)."""
+    ids = _context.get()
+    return {**ids, **{snake: ids.get(key) for key, snake in _SNAKE.items()}}
 
 
 def enter_log_context(**ids: Any) -> contextvars.Token[dict[str, Any]]:
     """Set (some of) the ids in a fresh dict owned by the caller's block (a turn); returns what to give
     :func:`restore_log_context` afterwards."""
-    return _context.set({**_context.get(), **_both_names(ids)})
+    return _context.set({**_context.get(), **ids})
 
 
 def restore_log_context(token: contextvars.Token[dict[str, Any]]) -> None:
@@ -66,6 +60,6 @@ def update_log_context(**ids: Any) -> None:
     """
     current = _context.get()
     if current is _EMPTY:  # outside any block: never change the shared default
-        _context.set({**_EMPTY, **_both_names(ids)})
+        _context.set({**_EMPTY, **ids})
     else:
-        current.update(_both_names(ids))
+        current.update(ids)

@@ -95,7 +95,11 @@ class Turn:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.lock_wait
         trace = self.trace = conv._telemetry.turn(conv.conversation_id, self.text, self.stream, conv.store)
-        await conv._locks.acquire(conv._lock_key, options.lock_wait)
+        try:
+            await conv._locks.acquire(conv._lock_key, options.lock_wait)
+        except BaseException as exc:  # busy past lock_wait, or cancelled while queued: the trace ends here
+            trace.end(exc, self)
+            raise
         lock = self.lock = TurnLock(
             conv.store, conv.conversation_id, ttl=options.lease_ttl, owner=conv._locks.owner, locks=conv._locks,
             key=conv._lock_key,

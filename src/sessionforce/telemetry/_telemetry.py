@@ -30,9 +30,21 @@ except ImportError:  # pragma: no cover - exercised by the no-SDK subprocess tes
 
 if _metrics is not None:
     try:  # the global meter provider's placeholder until the application sets one (not exported by the API)
+        from opentelemetry.metrics import _internal as _metrics_internal
         from opentelemetry.metrics._internal import _ProxyMeterProvider
     except ImportError:  # pragma: no cover - a future API that moved it: then the placeholder counts as real
         _ProxyMeterProvider = _NoOpMeterProvider  # type: ignore[misc, assignment]
+
+
+def _unset(module: object, variable: str, env: str) -> bool:
+    """Whether no global provider is set yet, cheaply: the API's own getter looks its environment variable
+    up on every call while none is set, which costs more than the rest of a turn's telemetry when off.
+    Reads the API's module variable (``None`` until set); a provider named by ``env`` is left to the getter."""
+    return getattr(module, variable, False) is None and env not in _ENV_AT_IMPORT
+
+
+_ENV_AT_IMPORT = frozenset(name for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+                           if name in os.environ)
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -111,6 +123,8 @@ class Telemetry:
             return tracer
         provider = self._tracer_provider
         if provider is None:
+            if _unset(_trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+                return None
             provider = _trace.get_tracer_provider()
             if isinstance(provider, _ProxyTracerProvider):
                 return None  # no global provider yet: look again on the next turn
@@ -126,6 +140,8 @@ class Telemetry:
             return instruments
         provider = self._meter_provider
         if provider is None:
+            if _unset(_metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"):
+                return None
             provider = _metrics.get_meter_provider()
             if isinstance(provider, _ProxyMeterProvider):
                 return None

@@ -59,7 +59,10 @@ def set_error(span: Span, exc: BaseException) -> None:
     delivery = getattr(exc, "delivery", None)
     if delivery is not None:
         span.set_attribute(n.DELIVERY, str(delivery))
-    span.record_exception(exc)
+    kind = type(exc)
+    # Our errors by their public home (sessionforce.errors), not the private module they are defined in.
+    public = "sessionforce.errors" if kind.__module__.startswith("sessionforce.errors") else kind.__module__
+    span.record_exception(exc, {"exception.type": f"{public}.{kind.__qualname__}"})
     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
 
