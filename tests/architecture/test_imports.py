@@ -2,10 +2,10 @@
 inside functions and ``TYPE_CHECKING`` blocks) goes downward, none forms a cycle, and no module is long.
 
 Layers (a module may import its own layer and the ones below it):
-0 ``_version``, ``_logging``, ``errors``, ``telemetry`` < 1 ``config`` < 2 ``agent_api`` < 3 ``store`` < 4 ``lifecycle``
-< 5 ``blocking`` < 6 ``cli``, ``gateway``. The emulator stands apart: it imports nothing of ours outside
-``sessionforce.emulator`` but ``sessionforce._version``; the stores do not import the wire. The root
-``__init__`` is the export table and may name anything.
+0 ``_version``, ``_logging``, ``_json_logs``, ``errors``, ``telemetry`` < 1 ``config`` < 2 ``agent_api``
+< 3 ``store`` < 4 ``lifecycle`` < 5 ``blocking`` < 6 ``cli``, ``gateway``. The emulator stands apart: it
+imports nothing of ours outside ``sessionforce.emulator`` but ``sessionforce._version``; the stores do not
+import the wire. The root ``__init__`` is the export table and may name anything.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ PACKAGE = SRC / "sessionforce"
 MAX_LINES = 400
 
 LAYERS: dict[str, int] = {
-    "_version": 0, "_logging": 0, "errors": 0, "telemetry": 0,
+    "_version": 0, "_logging": 0, "_json_logs": 0, "errors": 0, "telemetry": 0,
     "config": 1,
     "agent_api": 2,
     "store": 3,

@@ -67,16 +67,16 @@ def test_json_logs_carry_the_correlation_keys(emu: RunningEmulator, tmp_path: Pa
     records = [json.loads(line) for line in lines]
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     answered = next(r for r in records if r["message"].startswith("message m-1 answered"))
-    assert answered["conversationId"] == browser.conversation
-    assert answered["messageId"] == "m-1"
-    assert answered["sessionId"] == reply["turn"]["session_id"]
-    assert answered["sequenceId"] == 1
-    assert answered["externalSessionKey"]
+    assert answered["conversation_id"] == browser.conversation
+    assert answered["message_id"] == "m-1"
+    assert answered["session_id"] == reply["turn"]["session_id"]
+    assert answered["sequence_id"] == 1
+    assert answered["external_session_key"]
     failed = next(r for r in records if r["message"].startswith("message m-2 failed"))
     assert failed["level"] == "warning"
-    assert failed["sequenceId"] == 2
+    assert failed["sequence_id"] == 2
     started = next(r for r in records if r["message"] == "session started")  # the library's own record
-    assert started["externalSessionKey"] == answered["externalSessionKey"]
+    assert started["external_session_key"] == answered["external_session_key"]
 
 
 @pytest.mark.parametrize(("args", "expected"), [

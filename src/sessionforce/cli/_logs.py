@@ -4,6 +4,10 @@ The library installs no log handlers (it is a library); without any, Python's la
 print each warning with its whole traceback. The CLI is the application, so it decides: warnings from
 sessionforce as one ``warning: ...`` line each, and nothing from the uvicorn server of the built-in
 emulator, which is an implementation detail of the command (its own errors reach the client as answers).
+
+``--log-format json`` is for machines reading stderr (a log shipper around ``sessionforce run`` in CI): every
+sessionforce record from info up (all with ``--debug``) as one JSON object per line, with the correlation
+keys, through the formatter the gateway uses (:mod:`sessionforce._json_logs`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["configure", "quiet_embedded_server"]
+__all__ = ["chosen_log_format", "configure", "quiet_embedded_server"]
+
+_chosen: str | None = None
 
 
 class _OneLine(logging.Formatter):
@@ -24,8 +30,26 @@ class _OneLine(logging.Formatter):
         return " ".join(text.split())
 
 
-def configure(*, debug: bool) -> None:
-    """Debug: every log record with its traceback. Otherwise: sessionforce's warnings, one line each."""
+def chosen_log_format() -> str | None:
+    """The root ``--log-format`` given, if any (``serve`` takes it as its default)."""
+    return _chosen
+
+
+def configure(*, debug: bool, log_format: str | None = None) -> None:
+    """Debug: every log record with its traceback. Otherwise: sessionforce's warnings, one line each.
+    ``log_format="json"``: sessionforce's records (info and up, or all with debug) as JSON lines."""
+    global _chosen
+    _chosen = log_format
+    if log_format == "json":
+        from sessionforce._json_logs import JSONFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JSONFormatter())
+        library = logging.getLogger("sessionforce")
+        library.addHandler(handler)
+        library.setLevel(logging.DEBUG if debug else logging.INFO)
+        library.propagate = False
+        return
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
         return

@@ -33,6 +33,11 @@ def root(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and library logs on errors."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", show_default=False, metavar="[text|json]",
+        help="Log records on stderr as text (default: warnings, one line each) or json (one JSON object per "
+        "line with the correlation keys, info and up; everything with --debug). Also `serve`'s default.",
+    ),
 ) -> None:
     """Run conversations with Salesforce Agentforce agents, or with the built-in emulator.
 
@@ -41,9 +46,11 @@ def root(
     from sessionforce.cli._logs import configure
     from sessionforce.cli.errors import debug_enabled, set_debug
 
+    if log_format is not None and log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="'--log-format'")
     if debug:
         set_debug(True)
-    configure(debug=debug_enabled())
+    configure(debug=debug_enabled(), log_format=log_format)
 
 
 def _register_commands() -> None:

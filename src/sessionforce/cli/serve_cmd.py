@@ -48,7 +48,9 @@ def serve(
                                        "emulator and no API key).")] = False,
     shutdown_timeout: Annotated[float | None, typer.Option(
         help="Seconds running turns get to finish on SIGTERM (default 30).")] = None,
-    log_format: Annotated[str | None, typer.Option(help="text or json (default: text).")] = None,
+    log_format: Annotated[str | None, typer.Option(
+        help="text or json (default: the root --log-format, else SESSIONFORCE_GATEWAY_LOG_FORMAT, else text).")
+                          ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the gateway: end-user tokens, one turn at a time, idempotent messages, event streams with
@@ -68,6 +70,7 @@ def serve(
         import jwt  # noqa: F401 - the gateway's one dependency beyond the core
     except ImportError:
         raise CliError("the gateway needs its extra: pip install 'sessionforce[gateway]'") from None
+    from sessionforce.cli._logs import chosen_log_format
     from sessionforce.config import STORE_ENV
     from sessionforce.gateway import GatewayConfig, GatewaySettings, SigningKey, bind
     from sessionforce.gateway import serve as run
@@ -78,7 +81,8 @@ def serve(
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise CliError("--log-level must be debug, info, warning or error.")
     settings = GatewaySettings.load(api_key=api_key, signing_key=signing_key, cors_origin=cors_origin,
-                                    demo=demo or None, shutdown_timeout=shutdown_timeout, log_format=log_format)
+                                    demo=demo or None, shutdown_timeout=shutdown_timeout,
+                                    log_format=log_format or chosen_log_format())
     console = err_console()
     with open_target(profile, agent=agent, store=store, announce=console, what="serving") as target:
         store_url = target.store_url or os.environ.get(STORE_ENV) or f"sqlite:///{default_sqlite_path()}"

@@ -4,7 +4,7 @@ Every Agent API/org request passes through :func:`_wrap` once: it checks the req
 host (My Domain or the Agent API host, when they are separate), asks the fault rules what to do, runs
 the handler, renders any :class:`ApiError`/:class:`OAuthError`/:class:`RestError`, counts
 ``"<route> <status>"``, and applies a connection reset if one was planned. Handlers only apply the
-rules of their route.
+rules of their route. ``GET /metrics`` (Prometheus) and the admin routes are not counted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sessionforce.emulator._errors import (
 )
 from sessionforce.emulator._failures import failure
 from sessionforce.emulator._faults import FaultPlan
+from sessionforce.emulator._metrics import metrics_route
 from sessionforce.emulator._org import Org
 from sessionforce.emulator._responses import CutResponse, TurnStream, json_response
 from sessionforce.emulator._routes import AgentApi
@@ -62,6 +63,8 @@ def _wrap(state: EmulatorState, route: str, handler: Handler) -> Callable[[Reque
         request.state.request_id = request_id
         response = _wrong_host(state, request, route)
         plan = state.faults.decide(route) if response is None else None
+        if plan is not None:
+            state.counters.faults[route] += 1
         try:
             if response is None and plan:
                 response = await _before(state, request, route, plan)
@@ -144,4 +147,5 @@ def create_app(state: EmulatorState) -> Starlette:
         response.headers.update(exc.headers or {})
         return response
 
-    return Starlette(routes=routes + admin_routes(state), exception_handlers={HTTPException: http_error})
+    return Starlette(routes=[*routes, *admin_routes(state), metrics_route(state)],
+                     exception_handlers={HTTPException: http_error})

@@ -24,10 +24,16 @@ MAX_DEVIATIONS = 1000
 
 
 class Counters:
-    """Requests by route and status, 423s, session totals and every accepted turn."""
+    """Requests by route and status, 423s, session totals, every accepted turn, faults and tokens."""
 
     def __init__(self, max_turns: int) -> None:
         self.requests: Counter[str] = Counter()
+        self.turn_routes: Counter[str] = Counter()
+        """Accepted turns by route, all of them (``turns`` keeps only the last ``max_turns``)."""
+        self.faults: Counter[str] = Counter()
+        """Requests some fault rule acted on, by route."""
+        self.tokens: Counter[str] = Counter()
+        """Access tokens issued, by format (``jwt`` / ``opaque``)."""
         self.locked = 0
         self.opened = 0
         self.ended = 0
@@ -39,6 +45,7 @@ class Counters:
         """Note an accepted turn (kept as a tuple: the benchmarks record millions)."""
         self.turns.append((session_id, sequence_id, kind, text, route))
         self.turns_recorded += 1
+        self.turn_routes[route] += 1
 
     def snapshot(self, open_sessions: int) -> dict[str, Any]:
         """The counters as ``GET /__emulator/counters`` answers."""
@@ -93,6 +100,7 @@ class EmulatorState:
                 break
             del self.tokens[oldest]
         self.tokens[token] = (now, jwt)
+        self.counters.tokens["jwt" if jwt else "opaque"] += 1
 
     def check_token(self, authorization: str | None) -> bool:
         """Whether the caller's valid token is JWT-shaped; ApiError 401 if it is missing, unknown or expired."""

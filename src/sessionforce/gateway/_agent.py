@@ -47,6 +47,7 @@ from sessionforce.errors import (
 )
 from sessionforce.lifecycle import ConversationEvent, Conversations, EventKind, reap_idle
 from sessionforce.store import Store, open_store
+from sessionforce.telemetry import Telemetry
 
 __all__ = ["Agent", "Emit", "Failure", "TurnCall", "TurnRequest"]
 
@@ -229,8 +230,10 @@ def _emit_lifecycle(emit: Emit, event: ConversationEvent, *, by_user: bool) -> N
 class Agent:
     """The org (or the emulator) behind the gateway: one client, one store, conversations on demand."""
 
-    def __init__(self, org: ClientSettings, store_url: str | None, *, lease_ttl: float, queue_wait: float) -> None:
+    def __init__(self, org: ClientSettings, store_url: str | None, *, lease_ttl: float, queue_wait: float,
+                 telemetry: Telemetry | None = None) -> None:
         self._org = org
+        self._telemetry = telemetry
         self._store_url = store_url
         self._lock_wait = queue_wait
         self._lease_ttl = lease_ttl
@@ -248,9 +251,9 @@ class Agent:
     async def open(self) -> None:
         """Open the store and the client (nothing is sent yet)."""
         self._store = open_store(redis_pool_sized(self._store_url) if self._store_url else None)
-        self._client = AsyncAgentClient(settings=self._org)
+        self._client = AsyncAgentClient(settings=self._org, telemetry=self._telemetry)
         self._conversations = Conversations(self._client, store=self._store, lock_wait=self._lock_wait,
-                                            lease_ttl=self._lease_ttl)
+                                            lease_ttl=self._lease_ttl, telemetry=self._telemetry)
 
     async def aclose(self) -> None:
         """Close the client and the store."""

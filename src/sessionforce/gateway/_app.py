@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,6 +23,10 @@ from sessionforce.gateway._gateway import Gateway, GatewayConfig
 from sessionforce.gateway._openapi import openapi_document
 from sessionforce.gateway._routes import api_routes
 from sessionforce.gateway._state import StateUnavailable
+from sessionforce.gateway._telemetry import CONTENT_TYPE, GatewayTelemetry, ObserveRequests
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -43,6 +47,12 @@ async def _readyz(request: Request) -> Response:
     if failed is None:
         return json_response({"status": "ready"})
     return json_response({"status": "unavailable", "failed": failed}, 503, {"Retry-After": "5"})
+
+
+async def _metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    gateway.guard.metrics(request)
+    return Response(gateway.telemetry.exposition(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
 async def _openapi(request: Request) -> Response:
@@ -111,13 +121,14 @@ class _Headers:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(config: GatewayConfig) -> Starlette:
+def create_app(config: GatewayConfig, *, tracer_provider: TracerProvider | None = None) -> Starlette:
     """The gateway as an ASGI app (any ASGI server can run it; ``sessionforce serve`` runs it on uvicorn).
 
     ``app.state.gateway`` is its :class:`Gateway`; call its ``begin_drain()`` when shutdown begins (the
     ``serve`` command does it on SIGTERM), else draining starts with the ASGI lifespan's shutdown.
+    ``tracer_provider``: where request and turn spans go (``None``: OpenTelemetry's global provider).
     """
-    gateway = Gateway(config)
+    gateway = Gateway(config, GatewayTelemetry(tracer_provider))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -132,11 +143,16 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
         Route("/", _static_file("index.html"), methods=["GET"]),
         Route("/widget.js", _static_file("widget.js"), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
-    middleware = [Middleware(_Headers)]
+    templates: dict[Any, str] = {}
+    for route in routes:  # an endpoint's path template, for span names and metric labels
+        templates.setdefault(route.endpoint if isinstance(route, Route) else route.app, route.path)
+    middleware = [Middleware(ObserveRequests, telemetry=gateway.telemetry, templates=templates.get),
+                  Middleware(_Headers)]
     origins = config.settings.cors_origin
     if origins:
         middleware.append(Middleware(

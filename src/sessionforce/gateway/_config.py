@@ -97,8 +97,11 @@ class GatewaySettings(BaseSettings):
     shutdown_timeout: float = 30.0
     """Seconds in-flight turns get to finish on shutdown before they are cancelled (and recorded so)."""
     log_format: Literal["text", "json"] = "text"
+    metrics_key: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Keys a Prometheus scraper must send (``Authorization: Bearer <key>``) to read ``GET /metrics``; several
+    for rotation. None: ``/metrics`` answers anyone who reaches it (counts only: no id, text or secret)."""
 
-    @field_validator("api_key", "signing_key", "cors_origin", mode="before")
+    @field_validator("api_key", "signing_key", "cors_origin", "metrics_key", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split(value)
@@ -112,11 +115,11 @@ class GatewaySettings(BaseSettings):
                                  "string is good: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
         return value
 
-    @field_validator("api_key")
+    @field_validator("api_key", "metrics_key")
     @classmethod
     def _api_key_length(cls, value: list[SecretStr]) -> list[SecretStr]:
         if any(len(key.get_secret_value()) < 16 for key in value):
-            raise ValueError("every API key must be at least 16 characters")
+            raise ValueError("every key must be at least 16 characters")
         return value
 
     @field_validator("cors_origin")

@@ -18,6 +18,7 @@ from sessionforce.gateway._hub import EventWriter, Hub
 from sessionforce.gateway._requests import Guard
 from sessionforce.gateway._state import StateUnavailable
 from sessionforce.gateway._state_open import open_state
+from sessionforce.gateway._telemetry import GatewayTelemetry
 from sessionforce.gateway._tokens import TokenVerifier
 from sessionforce.gateway._turns import Turns
 
@@ -53,18 +54,21 @@ class GatewayConfig:
 class Gateway:
     """One worker's parts, wired together; :meth:`start` and :meth:`stop` bracket its life."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, telemetry: GatewayTelemetry | None = None) -> None:
         settings = self.settings = config.settings
         self.config = config
+        self.telemetry = telemetry or GatewayTelemetry()
         self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.state = open_state(config.store_url, origin=self.origin, event_retention=settings.event_retention,
                                 retention=settings.retention)
         self.hub = Hub(self.state)
         self.writer = EventWriter(self.state, self.hub)
-        self.agent = Agent(config.org, config.store_url, lease_ttl=settings.lease_ttl, queue_wait=settings.queue_wait)
-        self.turns = Turns(self.agent, self.state, self.writer, self.hub, settings, self.origin)
+        self.agent = Agent(config.org, config.store_url, lease_ttl=settings.lease_ttl, queue_wait=settings.queue_wait,
+                           telemetry=self.telemetry.library)
+        self.turns = Turns(self.agent, self.state, self.writer, self.hub, settings, self.origin,
+                           deduplicated=self.telemetry.deduplicated)
         self.guard = Guard(TokenVerifier(config.keys()), settings.api_key, self.state, user_rate=settings.user_rate,
-                           ip_rate=settings.ip_rate)
+                           ip_rate=settings.ip_rate, metrics_keys=settings.metrics_key)
         self.demo = config.demo
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -123,7 +127,10 @@ class Gateway:
         try:
             await self.agent.aclose()
         finally:
-            await self.state.aclose()
+            try:
+                await self.state.aclose()
+            finally:
+                self.telemetry.shutdown()
 
     async def _reap(self) -> None:
         interval = self.settings.reap_interval

@@ -104,7 +104,9 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": _SCHEMAS, "securitySchemes": {
             "apiKey": {"type": "http", "scheme": "bearer", "description": "the gateway API key (backends only)"},
             "endUser": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                        "description": "an end-user token from POST /v1/tokens"}}},
+                        "description": "an end-user token from POST /v1/tokens"},
+            "metricsKey": {"type": "http", "scheme": "bearer",
+                           "description": "a metrics key (SESSIONFORCE_GATEWAY_METRICS_KEY), when one is set"}}},
         "paths": {
             "/v1/tokens": {"post": _op("Mint an end-user token", {"200": _json(_ref("Token"), "the token"),
                                                                    **_ERRORS}, body="TokenRequest",
@@ -144,6 +146,9 @@ def openapi_document() -> dict[str, Any]:
             "/readyz": {"get": _op("Store, shared state and org reachable", {
                 "200": _json({"type": "object"}, "ready"), "503": _json({"type": "object"}, "which check failed")},
                 security=[])},
+            "/metrics": {"get": _op("Metrics in the Prometheus text format (docs/observability.md)", {
+                "200": {"description": "Prometheus exposition", "content": {"text/plain": {}}}, "401": _ERROR},
+                security=[{}, {"metricsKey": []}])},
             "/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"}, "OpenAPI 3.1")},
                                          security=[])},
             "/": {"get": _op("The web chat page", {"200": {"description": "HTML", "content": {"text/html": {}}}},

@@ -59,13 +59,28 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     return body
 
 
+def _one_of(request: Request, keys: Sequence[bytes]) -> None:
+    """401 unless the request's bearer credential is one of ``keys`` (none: 401 to everyone)."""
+    given = _bearer(request)
+    if given is None or not keys:
+        raise unauthorized()
+    encoded = given.encode()
+    # Every key compared, always: the time taken says nothing about which one (or how much) matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(encoded, key)
+    if not matched:
+        raise unauthorized()
+
+
 class Guard:
     """Credentials and rate limits, by the rules of the gateway's settings."""
 
     def __init__(self, tokens: TokenVerifier, api_keys: Sequence[SecretStr], state: GatewayState, *,
-                 user_rate: int, ip_rate: int) -> None:
+                 user_rate: int, ip_rate: int, metrics_keys: Sequence[SecretStr] = ()) -> None:
         self.tokens = tokens
         self._api_keys = [key.get_secret_value().encode() for key in api_keys]
+        self._metrics_keys = [key.get_secret_value().encode() for key in metrics_keys]
         self._state = state
         self._user_rate = user_rate
         self._ip_rate = ip_rate
@@ -93,16 +108,12 @@ class Guard:
 
     def api_key(self, request: Request) -> None:
         """401 unless the request carries one of the configured API keys (compared in constant time)."""
-        given = _bearer(request)
-        if given is None or not self._api_keys:
-            raise unauthorized()
-        encoded = given.encode()
-        # Every key compared, always: the time taken says nothing about which one (or how much) matched.
-        matched = False
-        for key in self._api_keys:
-            matched |= hmac.compare_digest(encoded, key)
-        if not matched:
-            raise unauthorized()
+        _one_of(request, self._api_keys)
+
+    def metrics(self, request: Request) -> None:
+        """For ``GET /metrics``: 401 unless it carries a metrics key, when any is configured."""
+        if self._metrics_keys:
+            _one_of(request, self._metrics_keys)
 
     async def end_user(self, request: Request, *, allow_query: bool = False) -> EndUser:
         """The verified end-user token of the request (``?access_token=`` only where ``allow_query``),

@@ -151,10 +151,21 @@ async def post_message(request: Request) -> Response:
             if not ended:
                 yield RECONNECT
 
-        return sse_response(turn_stream())
+        return sse_response(_counted(gateway, "message", turn_stream()))
     outcome = await gateway.turns.outcome(attempt, wait=gateway.settings.queue_wait)
     headers = {"Retry-After": str(max(1, round(outcome.retry_after)))} if outcome.retry_after else None
     return json_response(outcome.body, outcome.status, headers)
+
+
+async def _counted(gateway: Gateway, kind: str, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``stream``, counted among the open end-user streams from its first byte until it ends, however."""
+    streams, attributes = gateway.telemetry.streams, {"kind": kind}
+    streams.add(1, attributes)
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        streams.add(-1, attributes)
 
 
 def _cursor(request: Request) -> int | None:
@@ -201,7 +212,7 @@ async def stream_events(request: Request) -> Response:
             yield b"".join(frames)  # one write per batch, not one per event
         yield RECONNECT
 
-    return sse_response(event_stream())
+    return sse_response(_counted(gateway, "events", event_stream()))
 
 
 async def start_conversation(request: Request) -> Response:

@@ -20,13 +20,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from sessionforce.gateway._app import create_app
 from sessionforce.gateway._gateway import Gateway, GatewayConfig
 from sessionforce.gateway._logs import configure_logging
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["RunningGateway", "bind", "run_gateway", "serve"]
 
@@ -116,10 +119,12 @@ class RunningGateway:
 
 
 @contextlib.contextmanager
-def run_gateway(config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningGateway]:
+def run_gateway(config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0,
+                tracer_provider: TracerProvider | None = None) -> Iterator[RunningGateway]:
     """Serve ``config``'s gateway on a free loopback port for the ``with`` block (a real socket: event
-    streams cannot be tested through ASGI test transports, which buffer whole bodies)."""
-    app = create_app(config)
+    streams cannot be tested through ASGI test transports, which buffer whole bodies). ``tracer_provider``:
+    where its spans go (``None``: OpenTelemetry's global provider)."""
+    app = create_app(config, tracer_provider=tracer_provider)
     sock, url = bind(host, port)
     server = _Server(_uvicorn_config(app, config), app.state.gateway)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),

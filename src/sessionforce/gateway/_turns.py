@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import metrics
+
 from sessionforce.gateway._agent import Agent, Failure, TurnRequest, describe_failure
 from sessionforce.gateway._config import GatewaySettings
 from sessionforce.gateway._errors import GatewayError
@@ -129,8 +131,10 @@ class Turns:
     """This worker's running turns, and the way to answer any message on any worker."""
 
     def __init__(self, agent: Agent, state: GatewayState, writer: EventWriter, hub: Hub,
-                 settings: GatewaySettings, origin: str) -> None:
+                 settings: GatewaySettings, origin: str, deduplicated: metrics.Counter | None = None) -> None:
         self._agent = agent
+        self._deduplicated = deduplicated
+        """A counter (``add(1)``) of the messages answered from an earlier POST of the same id."""
         self._state = state
         self._writer = writer
         self._hub = hub
@@ -154,6 +158,7 @@ class Turns:
         key = (request.conversation_id, request.message_id)
         local = self._running.get(key)
         if local is not None:
+            self._duplicate()
             return Attempt(request, local[1], task=local[0])
         owner = f"{self._origin}:{secrets.token_hex(6)}"
         won, claim = await self._state.claim(request.conversation_id, request.message_id, fingerprint(request), owner,
@@ -162,6 +167,7 @@ class Turns:
             if claim.fingerprint != fingerprint(request):
                 raise GatewayError(409, "message_id_reused", "This message id was already used for a different "
                                    "message. What to do: give every new message a new id; reuse one only to retry.")
+            self._duplicate()
             if claim.state == "done" and claim.outcome is not None:
                 return Attempt(request, claim.after, claim=claim, outcome=Outcome.from_json(claim.outcome))
             return Attempt(request, claim.after, claim=claim)
@@ -174,6 +180,10 @@ class Turns:
         self._running[key] = (task, claim.after)
         task.add_done_callback(lambda _: self._finished(key))
         return Attempt(request, claim.after, task=task)
+
+    def _duplicate(self) -> None:
+        if self._deduplicated is not None:
+            self._deduplicated.add(1)
 
     def _finished(self, key: tuple[str, str]) -> None:
         del self._running[key]
