@@ -33,7 +33,8 @@ WAIT_BROKEN = pytest.mark.xfail(
     raises=TypeError, strict=True,
     reason="the cluster branch at 7e9c9dc: the first WAIT pipeline on a server meets NoScriptError, and "
     "_redis_errors.redis_failure then fails on `isinstance(exc, _FAILING_OVER | ReadOnlyError)` (a tuple | a "
-    "type): every wait_replicas turn on a fresh server raises TypeError. Remove this mark once it is fixed.",
+    "type): every wait_replicas turn on a fresh server raises TypeError. With `(*_FAILING_OVER, ReadOnlyError)` "
+    "there, all of them pass (checked). Remove this mark once it is fixed.",
 )
 """The ``wait_replicas`` failover tests, until the store's WAIT path works (strict: they fail the run as
 soon as they pass, so the mark cannot outlive the bug)."""
