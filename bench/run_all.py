@@ -12,7 +12,8 @@ import sys
 
 from bench.common import ROOT, machine
 
-BENCHMARKS = ("client_overhead", "scale", "emulator_capacity", "streaming", "lifecycle_cost", "store_cost")
+BENCHMARKS = ("client_overhead", "scale", "emulator_capacity", "streaming", "lifecycle_cost", "store_cost",
+              "redis_topologies")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -209,9 +209,11 @@ class RedisCluster:
                 if node.alive and node is not primary and node.role == "slave"
                 and str(node.info("replication").get("master_port")) == str(primary.port)]
 
-    def kill(self, node: ClusterNode) -> None:
-        """SIGKILL ``node`` (remembering who replicated it, for :meth:`wait_promoted`)."""
-        self._replicas_at_kill[node.port] = self.replicas_of(node) if node.alive else []
+    def kill(self, node: ClusterNode, replicas: list[ClusterNode] | None = None) -> None:
+        """SIGKILL ``node``, remembering who replicated it for :meth:`wait_promoted` (pass ``replicas`` when
+        some of them are stopped and cannot be asked)."""
+        self._replicas_at_kill[node.port] = replicas if replicas is not None else (
+            self.replicas_of(node) if node.alive else [])
         node.kill()
 
     def wait_promoted(self, old: ClusterNode, timeout: float = 15) -> ClusterNode:

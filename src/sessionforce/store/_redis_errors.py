@@ -41,7 +41,7 @@ def redis_failure(exc: BaseException, where: str, doing: str) -> StoreUnavailabl
     if isinstance(exc, _UNREACHABLE):
         cause = f"it cannot be reached or did not answer in time; {cause}"
         advice = "check that Redis runs and that the store URL (SESSIONFORCE_STORE) points to it, then retry"
-    elif isinstance(exc, _FAILING_OVER | ReadOnlyError) or "MASTERDOWN" in text:  # a demoted or cut-off primary
+    elif isinstance(exc, (*_FAILING_OVER, ReadOnlyError)) or "MASTERDOWN" in text:  # a demoted or cut-off primary
         cause = f"the primary is failing over or slots are moving; {cause}"
         advice = "retry in a moment (a failover takes seconds); if it lasts, check the primaries and replicas"
     else:
