@@ -16,8 +16,6 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-import pytest
-
 from tests.redis_topology import (
     ClusterNode,
     RedisCluster,

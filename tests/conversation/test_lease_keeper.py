@@ -156,3 +156,48 @@ async def test_a_remembered_lease_stays_remembered_while_the_store_is_still_down
     again = turn_lock(store, locks, "c", 30.0)
     assert (await again.acquire(wait=0)).fence > held.fence
     await again.release()
+
+
+class DownForAWhile(MemoryStore):
+    """A memory store whose renewals fail (as during a failover) until ``up_at`` on the fake clock."""
+
+    def __init__(self, time: FakeTime, up_at: float) -> None:
+        super().__init__(clock=time.time)
+        self._time = time
+        self.up_at = up_at
+        self.failed_renewals = 0
+
+    async def renew(self, lease: Lease, *, ttl: float) -> Lease:
+        if self._time.now < self.up_at:
+            self.failed_renewals += 1
+            raise StoreUnavailable("the primary is failing over")
+        return await super().renew(lease, ttl=ttl)
+
+
+async def test_a_renewal_retries_through_a_store_outage_shorter_than_the_lease() -> None:
+    """A failover takes seconds: a long turn keeps its lease if the store is back before the lease ends."""
+    time = FakeTime()
+    store = DownForAWhile(time, up_at=time.now + 14.0)  # down from 10 s (the first renewal) to 14 s
+    locks = LocalLocks(keeper=LeaseKeeper(clock=time))
+    lock = turn_lock(store, locks, "c", 30.0)
+    first = await lock.acquire(wait=0)
+    await time.advance(60.0)
+    assert store.failed_renewals == 2  # at 10 s and 13 s (a tenth of the ttl apart), then 16 s renewed
+    assert lock.lost is None
+    assert lock.lease is not None
+    assert lock.lease.fence == first.fence
+    assert lock.lease.expires_at > time.now  # renewed every 10 s since
+    await lock.release()
+
+
+async def test_a_renewal_gives_up_when_the_outage_outlasts_the_lease() -> None:
+    time = FakeTime()
+    store = DownForAWhile(time, up_at=time.now + 1_000.0)
+    locks = LocalLocks(keeper=LeaseKeeper(clock=time))
+    lock = turn_lock(store, locks, "c", 30.0)
+    await lock.acquire(wait=0)
+    await time.advance(60.0)
+    assert isinstance(lock.lost, StoreUnavailable)
+    # Tried at 10, 13, ... while the lease (to 30 s) could still be saved; never after it ran out.
+    assert store.failed_renewals == 7
+    await lock.release()

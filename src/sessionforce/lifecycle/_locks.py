@@ -286,15 +286,33 @@ class TurnLock:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_until_released())
 
     async def _renew_until_released(self) -> None:
-        sleep = self._locks.keeper.clock.sleep
+        clock = self._locks.keeper.clock
+        # The keeper starts this a third of a ttl after the lease was taken (or last renewed).
+        expires = clock.time() + self._ttl * 2 / 3
         while self.lease is not None:
+            started = clock.time()
             try:
                 self.lease = await self._store.renew(self.lease, ttl=self._ttl)
-            except (LeaseLost, StoreUnavailable) as exc:
-                self.lost = exc
-                logger.warning("lost the turn lease on %s: %s", self._conversation_id, exc, extra=log_context())
+            except LeaseLost as exc:
+                self._lose(exc)
                 return
-            await sleep(self._ttl / 3)
+            except StoreUnavailable as exc:
+                # A store that is failing over (seconds) comes back before the lease runs out: try again
+                # while the lease still lives, rather than let a long turn lose it to one blip.
+                retry = self._ttl / 10
+                if clock.time() + retry >= expires:
+                    self._lose(exc)
+                    return
+                logger.info("could not renew the turn lease on %s, retrying: %s", self._conversation_id, exc,
+                            extra=log_context())
+                await clock.sleep(retry)
+                continue
+            expires = started + self._ttl
+            await clock.sleep(self._ttl / 3)
+
+    def _lose(self, exc: BaseException) -> None:
+        self.lost = exc
+        logger.warning("lost the turn lease on %s: %s", self._conversation_id, exc, extra=log_context())
 
     def stop_renewing(self) -> None:
         """Stop renewing the lease (before the save that gives it up). A renewal already under way is
