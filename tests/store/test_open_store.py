@@ -62,6 +62,7 @@ async def test_without_url_or_env_var_the_default_sqlite_file_is_used(monkeypatc
         ("sqlite:///", "needs a file path"),
         ("sqlite://relative.db", "needs a file path"),
         ("redis://:secret@host:notaport/0", "not a valid Redis URL"),
+        ("redis://:secret@host:6379/notadb", "names the database 'notadb', which is not a number"),
     ],
 )
 def test_bad_urls_raise_config_error_naming_the_setting(url: str, names: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,6 +165,9 @@ def connect(url: str, given: dict[str, Any], client_kwargs: dict[str, Any]) -> C
     client_kwargs.setdefault("retry", retry_policy())
     client_kwargs.setdefault("max_connections", options.pool_max + 1)  # + the pub/sub connection
     if scheme not in ("redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel"):
+        db = parts.path.strip("/") if scheme in ("redis", "rediss") else ""
+        if db and not db.isdigit():  # redis-py would quietly use database 0
+            raise _bad(url, f"names the database {db!r}, which is not a number", _SINGLE_EXAMPLE)
         rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k not in OWN_OPTIONS])))
         client_kwargs.setdefault("retry_on_error", [RedisConnectionError])
         try:
