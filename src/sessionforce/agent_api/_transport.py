@@ -281,8 +281,9 @@ class Transport:
                     self._known_token = token
             retry_after: float | None = None
             try:
-                attempt_call = self._attempt(request, token)
-                outcome = await self.telemetry.http_attempt(attempt_call, request, self.api_base(token), verdict_name)
+                base = self.api_base(token)
+                outcome = await self.telemetry.http_attempt(self._attempt(request, token, base), request, base,
+                                                            verdict_name)
             except _AttemptFailed as failed:
                 decision = verdict(status=None, failure=failed.failure, idempotent=request.idempotent)
                 if decision is Verdict.RAISE:
@@ -346,9 +347,9 @@ class Transport:
         )
 
     async def _attempt(
-        self, request: _Request, token: AccessToken | None
+        self, request: _Request, token: AccessToken | None, base: str
     ) -> RawResponse | aiohttp.ClientResponse:
-        url = request.url or self.api_base(token) + API_PREFIX + request.path
+        url = request.url or base + API_PREFIX + request.path
         headers = {"Content-Type": request.content_type, **request.extra_headers}
         if token is not None:
             headers["Authorization"] = f"Bearer {token.value}"

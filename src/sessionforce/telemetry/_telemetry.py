@@ -34,6 +34,7 @@ if _metrics is not None:
         from opentelemetry.metrics._internal import _ProxyMeterProvider
     except ImportError:  # pragma: no cover - a future API that moved it: then the placeholder counts as real
         _ProxyMeterProvider = _NoOpMeterProvider  # type: ignore[misc, assignment]
+        _metrics_internal = None  # type: ignore[assignment]
 
 
 def _unset(module: object, variable: str, env: str) -> bool:
@@ -45,6 +46,13 @@ def _unset(module: object, variable: str, env: str) -> bool:
 
 _ENV_AT_IMPORT = frozenset(name for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
                            if name in os.environ)
+
+
+def _globally_unset() -> bool:
+    """Whether the application has set neither global provider (both of :func:`_unset` at once: the check
+    every turn makes while OpenTelemetry is off)."""
+    return (getattr(_trace, "_TRACER_PROVIDER", False) is None
+            and getattr(_metrics_internal, "_METER_PROVIDER", False) is None and not _ENV_AT_IMPORT)
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -155,6 +163,9 @@ class Telemetry:
     def turn(self, conversation_id: str, text: str | None, stream: bool, store: object) -> TurnRecorder:
         """The recorder of one conversation turn (``text`` ``None``: a turn that sends no message, e.g.
         ``end()``): :data:`NOOP_TURN` when nothing records."""
+        if self._off or (self._tracer is None and self._instruments is None and self._tracer_provider is None
+                         and self._meter_provider is None and _globally_unset()):
+            return NOOP_TURN  # the common case decided in one call: nothing is set, so nothing records
         tracer = self.tracer()
         instruments = self.instruments()
         if tracer is None and instruments is None:
@@ -169,6 +180,9 @@ class Telemetry:
         self, attempt: Awaitable[T], request: RequestView, base: str | None, verdict: Verdict
     ) -> Awaitable[T]:
         """``attempt`` (one HTTP request) inside its span; untouched when no tracer records."""
+        if self._off or (self._tracer is None and self._tracer_provider is None
+                         and _unset(_trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER")):
+            return attempt  # every request asks: answered without the getter while nothing is set
         tracer = self.tracer()
         if tracer is None:
             return attempt
