@@ -95,6 +95,7 @@ class SQLiteStore(Store):
         if synchronous not in ("NORMAL", "FULL"):
             raise InvalidArgument(f"synchronous={synchronous!r}: use 'NORMAL' (the default) or 'FULL'.")
         self.path = Path(path).expanduser()
+        self._name = f"SQLite {str(self.path)!r}"  # every loaded record names its store: built once, not per load
         self._clock = clock
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
@@ -111,10 +112,6 @@ class SQLiteStore(Store):
         return f"SQLiteStore({str(self.path)!r})"
 
     # -- plumbing -------------------------------------------------------------------------------------
-
-    @property
-    def _name(self) -> str:
-        return f"SQLite {str(self.path)!r}"
 
     def _unavailable(self, exc: BaseException, doing: str) -> StoreUnavailable:
         return store_unavailable(self._name, doing, exc, advice=_ADVICE)
