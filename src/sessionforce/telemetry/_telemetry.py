@@ -54,6 +54,7 @@ def _globally_unset() -> bool:
     return (getattr(_trace, "_TRACER_PROVIDER", False) is None
             and getattr(_metrics_internal, "_METER_PROVIDER", False) is None and not _ENV_AT_IMPORT)
 
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Tracer, TracerProvider
