@@ -85,6 +85,12 @@ def test_several_workers_share_the_port_and_stop_together(emu: RunningEmulator, 
     env = gateway_env(emu, tmp_path)
     with serve_process(["--workers", "2", "--store", f"sqlite:///{tmp_path}/s.db"], env,
                        tmp_path / "serve.log") as gateway:
+        # Serving means one worker answers; the other may still be importing on a loaded machine (a stop
+        # then ends it before it starts). Both must be up for "serve and stop together" to be tested.
+        deadline = time.monotonic() + 30
+        while gateway.output().count("Started server process") < 2:
+            assert time.monotonic() < deadline, gateway.output()
+            time.sleep(0.1)
         browsers = [Browser.signed_in(gateway.url, user=f"u{n}") for n in range(6)]
         for n, browser in enumerate(browsers):
             answer = browser.send(f"m-{n}", f"hello {n}")
