@@ -48,11 +48,13 @@ _ENV_AT_IMPORT = frozenset(name for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTE
                            if name in os.environ)
 
 
-def _globally_unset() -> bool:
-    """Whether the application has set neither global provider (both of :func:`_unset` at once: the check
-    every turn makes while OpenTelemetry is off)."""
-    return (getattr(_trace, "_TRACER_PROVIDER", False) is None
-            and getattr(_metrics_internal, "_METER_PROVIDER", False) is None and not _ENV_AT_IMPORT)
+# The hot path reads the API's module variables itself (``None`` until the application sets a provider):
+# the getters cost a call each, every turn and every request, to learn that nothing is set. False when this
+# API keeps them elsewhere or a provider is named in the environment: then the getters decide each time.
+_GLOBALS_READABLE = (
+    _trace is not None and hasattr(_trace, "_TRACER_PROVIDER") and _metrics_internal is not None
+    and hasattr(_metrics_internal, "_METER_PROVIDER") and not _ENV_AT_IMPORT
+)
 
 
 if TYPE_CHECKING:
@@ -164,9 +166,10 @@ class Telemetry:
     def turn(self, conversation_id: str, text: str | None, stream: bool, store: object) -> TurnRecorder:
         """The recorder of one conversation turn (``text`` ``None``: a turn that sends no message, e.g.
         ``end()``): :data:`NOOP_TURN` when nothing records."""
-        if self._off or (self._tracer is None and self._instruments is None and self._tracer_provider is None
-                         and self._meter_provider is None and _globally_unset()):
-            return NOOP_TURN  # the common case decided in one call: nothing is set, so nothing records
+        if self._off or (_GLOBALS_READABLE and self._tracer is None and self._instruments is None
+                         and self._tracer_provider is None and self._meter_provider is None
+                         and _trace._TRACER_PROVIDER is None and _metrics_internal._METER_PROVIDER is None):
+            return NOOP_TURN  # the common case, decided without a call: nothing is set, so nothing records
         tracer = self.tracer()
         instruments = self.instruments()
         if tracer is None and instruments is None:
@@ -181,9 +184,9 @@ class Telemetry:
         self, attempt: Awaitable[T], request: RequestView, base: str | None, verdict: Verdict
     ) -> Awaitable[T]:
         """``attempt`` (one HTTP request) inside its span; untouched when no tracer records."""
-        if self._off or (self._tracer is None and self._tracer_provider is None
-                         and _unset(_trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER")):
-            return attempt  # every request asks: answered without the getter while nothing is set
+        if self._off or (_GLOBALS_READABLE and self._tracer is None and self._tracer_provider is None
+                         and _trace._TRACER_PROVIDER is None):
+            return attempt  # every request asks: answered without a call while nothing is set
         tracer = self.tracer()
         if tracer is None:
             return attempt
