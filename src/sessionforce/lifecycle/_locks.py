@@ -328,6 +328,8 @@ class TurnLock:
     async def release(self) -> None:
         """Stop renewing and give the lease up (nothing to give up after a save that released it). If the
         store fails, the lease is remembered and the next turn on the conversation gives it back."""
+        if self.lease is None and self._renewer is None:
+            return  # given up by the turn's last save (which stopped the renewal), or never taken
         self.stop_renewing()
         renewer, self._renewer = self._renewer, None
         if renewer is not None:

@@ -106,8 +106,11 @@ class Turn:
         )
         previous_log = enter_log_context(conversationId=conv.conversation_id)
         try:
-            await trace.lease(lock.acquire(wait=max(0.0, deadline - loop.time())))
-            record = await trace.store("load", conv.store.load(conv.conversation_id))
+            # (The no-op recorder is skipped rather than called: these run every turn.)
+            acquiring = lock.acquire(wait=max(0.0, deadline - loop.time()))
+            await (acquiring if trace is NOOP_TURN else trace.lease(acquiring))
+            loading = conv.store.load(conv.conversation_id)
+            record = await (loading if trace is NOOP_TURN else trace.store("load", loading))
             self.record = record or conv._new_record()
             if record is None:
                 try:
@@ -140,7 +143,8 @@ class Turn:
             await self.lock.release()
         finally:
             conv._locks.release(conv._lock_key)
-            self.trace.end(exc, self)
+            if self.trace is not NOOP_TURN:
+                self.trace.end(exc, self)
 
     # ------------------------------------------------------------------ writes under the lease
 
@@ -154,9 +158,10 @@ class Turn:
         lock = self.lock
         if release:
             lock.stop_renewing()
-        self.record = await self.trace.store("save", self.conversation.store.save(
+        saving = self.conversation.store.save(
             self.record.replace(**changes), lease=lock.held, transcript=log, release=release
-        ))
+        )
+        self.record = await (saving if self.trace is NOOP_TURN else self.trace.store("save", saving))
         if release:
             lock.given_up()
         return self.record
@@ -166,10 +171,10 @@ class Turn:
         return TranscriptEntry(kind=kind, at=self.conversation.options.clock(), **fields)
 
     def pending_entry(self, kind: str, pending: PendingTurn, **fields: Any) -> TranscriptEntry:
-        """A transcript entry for ``pending`` (a turn as it was written ahead)."""
-        return self.entry(
-            kind, session_id=pending.session_id, sequence_id=pending.sequence_id, text=pending.text,
-            message_type=pending.message_type, **fields,
+        """A transcript entry for ``pending`` (a turn as it was written ahead), stamped now."""
+        return TranscriptEntry(
+            kind=kind, at=self.conversation.options.clock(), session_id=pending.session_id,
+            sequence_id=pending.sequence_id, text=pending.text, message_type=pending.message_type, **fields,
         )
 
     async def log(self, kind: str, **fields: Any) -> None:
