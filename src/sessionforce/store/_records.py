@@ -62,14 +62,16 @@ class _Value:
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied (records are never changed in place once saved). An unknown
         field name raises ``AttributeError``."""
-        copied: Self = _copier(type(self))(self, changes)
+        cls = type(self)
+        copied: Self = (_COPIERS.get(cls) or _copier(cls))(self, changes)  # the lookup inline: runs every save
         return copied
 
     def to_json(self) -> str:
         """The JSON text stores keep. A value JSON cannot hold (a lone surrogate in a text, an object in
         ``metadata``) raises :class:`~sessionforce.errors.InvalidArgument`."""
         try:
-            return _adapter(type(self)).dump_json(self).decode()
+            cls = type(self)
+            return (_ADAPTERS.get(cls) or _adapter(cls)).dump_json(self).decode()
         except PydanticSerializationError as exc:
             raise unstorable(self._described(), exc) from None
 
@@ -92,7 +94,7 @@ class _Value:
         """:meth:`from_json` for a store reading its own rows: a damaged one raises
         :class:`~sessionforce.errors.CorruptRecord` naming the conversation and ``store``."""
         try:
-            value: Self = _adapter(cls).validate_json(data)
+            value: Self = (_ADAPTERS.get(cls) or _adapter(cls)).validate_json(data)
         except ValidationError as exc:
             what = "transcript" if cls is TranscriptEntry else "record"
             raise corrupt_record(store, conversation_id, what, exc) from None

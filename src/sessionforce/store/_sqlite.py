@@ -227,7 +227,7 @@ class SQLiteStore(Store):
             status,
             last_activity_at,
             saved.to_json(),
-            [entry.to_json() for entry in transcript],
+            [entry.to_json() for entry in transcript] if transcript else [],
             self._columns.get(conversation_id) == (record.version, status, last_activity_at),
             release,
         )
