@@ -104,7 +104,7 @@ class Reply(BaseModel):
     @property
     def awaiting(self) -> Awaiting:
         """What the agent waits for next (ending and escalation win over questions)."""
-        types = [type(m) for m in self.messages]
+        types = set(map(type, self.messages))
         if SessionEndedMessage in types:
             return Awaiting.ENDED
         if EscalateMessage in types:
@@ -123,7 +123,10 @@ class Reply(BaseModel):
     @property
     def escalated(self) -> bool:
         """The agent handed the conversation to a human in this turn."""
-        return any(isinstance(m, EscalateMessage) for m in self.messages)
+        for message in self.messages:  # noqa: SIM110 (any() of a generator costs a frame, every turn)
+            if isinstance(message, EscalateMessage):
+                return True
+        return False
 
     @property
     def end_reason(self) -> str | None:
