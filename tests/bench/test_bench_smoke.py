@@ -3,6 +3,8 @@ machine is small and noisy, and timed assertions would flake. The real numbers a
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,3 +72,16 @@ def test_store_cost_smoke(postgres_url: str) -> None:
     assert "RATIO queued-turn wait | postgres notify vs polling (median):" in out
     if shutil.which("redis-server"):
         assert "RATIO store cost 50 in flight | redis vs sqlite" in out
+
+
+@pytest.mark.timeout(300)
+def test_instructions_smoke() -> None:
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is missing: .ci/run installs it (apt-get install valgrind)")
+        pytest.skip("valgrind is not installed (apt-get install valgrind); CI installs it")
+    out = _run("instructions", 290)  # four runs under valgrind: mostly start-up
+    assert "## this tree" in out
+    match = re.search(r"RATIO instructions this tree \| memory vs bare: (\d+\.\d+)x", out)
+    assert match is not None, out
+    assert float(match.group(1)) > 1.0  # the lifecycle runs more code than a bare post, never less
