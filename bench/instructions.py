@@ -62,11 +62,13 @@ def count(tree: Path, url: str, mode: str, in_flight: int, turns: int) -> int:
     return int(found.group(1))
 
 
-def per_turn(tree: Path, url: str, modes: list[str], in_flight: int, turns: tuple[int, int]) -> dict[str, float]:
+def per_turn(
+    tree: Path, url: str, modes: list[str], in_flight: int, turns: tuple[int, int], jobs_at_once: int
+) -> dict[str, float]:
     """Instructions per turn of each mode: the difference of two runs over the extra turns."""
     jobs = [(mode, n) for mode in modes for n in turns]
-    # Counts do not depend on what else runs, so the runs share the cores.
-    with ThreadPoolExecutor(max_workers=max(1, len(os.sched_getaffinity(0)))) as pool:
+    # Counts do not depend on what else runs, so the runs may share the cores.
+    with ThreadPoolExecutor(max_workers=jobs_at_once) as pool:
         counted = dict(zip(jobs, pool.map(lambda job: count(tree, url, job[0], in_flight, job[1]), jobs),
                            strict=True))
     extra = (turns[1] - turns[0]) * in_flight
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--turns", type=int, nargs=2, default=(100, 500), metavar=("FEWER", "MORE"),
                         help="turns per lane of the two runs whose difference is counted")
     parser.add_argument("--against", type=Path, help="another checkout of this repository to count the same way")
+    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
+                        help="valgrind runs at once (default: one per core)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.modes, args.turns, args.in_flight = "bare,memory", (5, 15), 1
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown mode(s) {', '.join(unknown)}: use some of {', '.join(MODES)}")
     if "bare" not in modes:
         modes.insert(0, "bare")  # every ratio is to bare aiohttp of the same tree
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: run at least one at a time")
     if not args.turns[0] < args.turns[1]:
         parser.error("--turns FEWER MORE: FEWER must be smaller than MORE")
     if args.against is not None and not (args.against / "bench" / "client_overhead.py").is_file():
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     with server_process("emulator") as server:
         trees = [("this tree", ROOT)] + ([(f"against {args.against}", args.against)] if args.against else [])
         for label, tree in trees:
-            report(label, per_turn(tree.resolve(), server.url, modes, args.in_flight, tuple(args.turns)))
+            report(label, per_turn(tree.resolve(), server.url, modes, args.in_flight, tuple(args.turns), args.jobs))
 
 
 if __name__ == "__main__":
