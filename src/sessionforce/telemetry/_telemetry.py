@@ -37,20 +37,14 @@ if _metrics is not None:
         _metrics_internal = None  # type: ignore[assignment]
 
 
-def _unset(module: object, variable: str, env: str) -> bool:
-    """Whether no global provider is set yet, cheaply: the API's own getter looks its environment variable
-    up on every call while none is set, which costs more than the rest of a turn's telemetry when off.
-    Reads the API's module variable (``None`` until set); a provider named by ``env`` is left to the getter."""
-    return getattr(module, variable, False) is None and env not in _ENV_AT_IMPORT
-
-
 _ENV_AT_IMPORT = frozenset(name for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
                            if name in os.environ)
 
 
-# The hot path reads the API's module variables itself (``None`` until the application sets a provider):
-# the getters cost a call each, every turn and every request, to learn that nothing is set. False when this
-# API keeps them elsewhere or a provider is named in the environment: then the getters decide each time.
+# Whether no global provider is set yet is read from the API's module variables (``None`` until the
+# application sets one): its getters look their environment variable up on every call while none is set,
+# which costs more than the rest of a turn's telemetry when off. False when this API keeps them elsewhere
+# or a provider is named in the environment: then the getters decide each time.
 _GLOBALS_READABLE = (
     _trace is not None and hasattr(_trace, "_TRACER_PROVIDER") and _metrics_internal is not None
     and hasattr(_metrics_internal, "_METER_PROVIDER") and not _ENV_AT_IMPORT
@@ -134,7 +128,7 @@ class Telemetry:
             return tracer
         provider = self._tracer_provider
         if provider is None:
-            if _unset(_trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+            if _GLOBALS_READABLE and _trace._TRACER_PROVIDER is None:
                 return None
             provider = _trace.get_tracer_provider()
             if isinstance(provider, _ProxyTracerProvider):
@@ -151,7 +145,7 @@ class Telemetry:
             return instruments
         provider = self._meter_provider
         if provider is None:
-            if _unset(_metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"):
+            if _GLOBALS_READABLE and _metrics_internal._METER_PROVIDER is None:
                 return None
             provider = _metrics.get_meter_provider()
             if isinstance(provider, _ProxyMeterProvider):
